@@ -1,0 +1,561 @@
+//! One shard's broker: the topics it owns, the sessions of the connections it serves, and the
+//! outboxes to the other shards.
+//!
+//! The runtime calls the `on_*` methods (they mirror the runtime's engine callbacks); the broker
+//! answers by queueing output and requests through `Net`. Topics live on exactly one shard
+//! (`shard_for_topic`); a publish for another shard's topic is forwarded and answered in command
+//! order; a consumer moves to its topic's shard when it subscribes.
+
+mod consume;
+mod msg;
+mod net;
+mod publish;
+mod session;
+mod timers;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Buf;
+use slab::Slab;
+
+pub use msg::{Migration, PubKind, PublishReply, PublishReq, ShardMsg};
+pub use net::{ConnRef, Net};
+pub use publish::PUBLISH_BATCH_MESSAGES_MAX;
+pub use session::{Blocked, Pending, Session};
+
+use crate::channel::Channel;
+use crate::error::{ErrorCode, ProtocolError};
+use crate::message::IdGenerator;
+use crate::names::Name;
+use crate::options::Options;
+use crate::protocol::{self, ClientState, Command, DecodeCtx, DecodeError, MAGIC_V2};
+use crate::topic::Topic;
+
+/// The shard that owns `topic`: a stable hash (FNV-1a), so every shard and every restart agrees.
+pub fn shard_for_topic(topic: &Name, shards: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in topic.as_bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % shards.max(1) as u64) as usize
+}
+
+/// What is waiting to go to one other shard.
+struct Outbox<D> {
+    publishes: Vec<PublishReq>,
+    /// Messages in `publishes`; producers stop when it reaches `PUBLISH_BATCH_MESSAGES_MAX`.
+    publish_msgs: usize,
+    replies: Vec<PublishReply>,
+    migrations: Vec<Box<Migration<D>>>,
+    /// Connections whose input waits for room in `publishes`.
+    waiters: Vec<u64>,
+}
+
+impl<D> Default for Outbox<D> {
+    fn default() -> Self {
+        Outbox {
+            publishes: Vec::new(),
+            publish_msgs: 0,
+            replies: Vec::new(),
+            migrations: Vec::new(),
+            waiters: Vec::new(),
+        }
+    }
+}
+
+pub struct Broker<D> {
+    opts: Options,
+    shard: usize,
+    shards: usize,
+    ids: IdGenerator,
+    topics: Slab<Topic>,
+    topic_index: HashMap<Name, usize>,
+    channels: Slab<Channel>,
+    /// Indexed by the low 32 bits of the connection handle (the runtime's slab index).
+    sessions: Vec<Option<Session>>,
+    /// Channels that may be able to deliver; drained once per turn.
+    dirty: Vec<usize>,
+    /// (due, channel) for in-flight timeouts and deferred releases; entries may be stale.
+    scan: BinaryHeap<Reverse<(Instant, usize)>>,
+    scan_timer: Option<Instant>,
+    /// Per channel slab key: the due time it is registered under in `scan`.
+    scan_at: HashMap<usize, Instant>,
+    outboxes: Vec<Outbox<D>>,
+    next_client_id: u64,
+    timer_seq: u32,
+    rng: u64,
+    shutting_down: bool,
+}
+
+fn conn_index(conn: u64) -> usize {
+    (conn & 0xffff_ffff) as usize
+}
+
+impl<D: Send + 'static> Broker<D> {
+    pub fn new(opts: Options, shard: usize, shards: usize) -> Broker<D> {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Broker {
+            ids: IdGenerator::new(opts.node_id, shard, unix_ms),
+            opts,
+            shard,
+            shards,
+            topics: Slab::new(),
+            topic_index: HashMap::new(),
+            channels: Slab::new(),
+            sessions: Vec::new(),
+            dirty: Vec::new(),
+            scan: BinaryHeap::new(),
+            scan_timer: None,
+            scan_at: HashMap::new(),
+            outboxes: (0..shards).map(|_| Outbox::default()).collect(),
+            next_client_id: 0,
+            timer_seq: 0,
+            rng: 0x2545_f491_4f6c_dd1d ^ (shard as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            shutting_down: false,
+        }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    // ---- read-only views used by tests and, later, by stats ----
+
+    pub fn topic(&self, name: &str) -> Option<&Topic> {
+        let name = Name::new(name.as_bytes())?;
+        self.topic_index.get(&name).map(|&k| &self.topics[k])
+    }
+
+    pub fn channel(&self, topic: &str, channel: &str) -> Option<&Channel> {
+        let t = self.topic(topic)?;
+        t.channels
+            .iter()
+            .map(|&k| &self.channels[k])
+            .find(|c| c.name.as_str() == channel)
+    }
+
+    pub fn session(&self, conn: u64) -> Option<&Session> {
+        self.sessions
+            .get(conn_index(conn))?
+            .as_ref()
+            .filter(|s| s.conn == conn)
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.iter().filter(|s| s.is_some()).count()
+    }
+
+    fn session_mut(&mut self, conn: u64) -> Option<&mut Session> {
+        self.sessions
+            .get_mut(conn_index(conn))?
+            .as_mut()
+            .filter(|s| s.conn == conn)
+    }
+
+    fn insert_session(&mut self, session: Session) {
+        let idx = conn_index(session.conn);
+        if self.sessions.len() <= idx {
+            self.sessions.resize_with(idx + 1, || None);
+        }
+        self.sessions[idx] = Some(session);
+    }
+
+    fn take_session(&mut self, conn: u64) -> Option<Session> {
+        let slot = self.sessions.get_mut(conn_index(conn))?;
+        if slot.as_ref().is_some_and(|s| s.conn == conn) {
+            slot.take()
+        } else {
+            None
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*: sampling needs uniformity, not unpredictability.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    // ---- runtime callbacks ----
+
+    pub fn on_accept<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64) {
+        if self.shutting_down {
+            net.close(conn);
+            return;
+        }
+        self.next_client_id += 1;
+        let client_id = (self.next_client_id - 1) * self.shards as u64 + self.shard as u64 + 1;
+        let session = Session::new(conn, client_id, net.now(), &self.opts);
+        self.insert_session(session);
+        self.on_input(net, conn);
+    }
+
+    pub fn on_input<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64) {
+        self.process_input(net, conn);
+    }
+
+    pub fn on_drained<N: Net<Detached = D>>(&mut self, _net: &mut N, conn: u64) {
+        if let Some(ch) = self.session(conn).and_then(|s| s.channel) {
+            self.mark_dirty(ch);
+        }
+    }
+
+    pub fn on_closed<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64) {
+        let Some(session) = self.take_session(conn) else {
+            return;
+        };
+        if let Some(ch) = session.channel {
+            self.remove_consumer(net, ch, conn);
+        }
+    }
+
+    pub fn on_detached<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64, detached: D) {
+        let Some(mut session) = self.take_session(conn) else {
+            return;
+        };
+        let Some((topic, channel)) = session.pending_sub.take() else {
+            // Only SUB detaches a connection.
+            debug_assert!(false, "detached without a pending SUB");
+            return;
+        };
+        let owner = shard_for_topic(&topic, self.shards);
+        session.blocked = None;
+        let migration = Box::new(Migration {
+            detached,
+            session,
+            topic,
+            channel,
+        });
+        self.outboxes[owner].migrations.push(migration);
+        self.flush_outboxes(net);
+    }
+
+    pub fn on_message<N: Net<Detached = D>>(&mut self, net: &mut N, from: usize, msg: ShardMsg<D>) {
+        match msg {
+            ShardMsg::Publish(reqs) => self.apply_forwarded(net, from, reqs),
+            ShardMsg::PublishReplies(replies) => {
+                for reply in replies {
+                    self.complete_publish(net, reply.conn, reply.seq, reply.error);
+                }
+            }
+            ShardMsg::Migrate(m) => self.adopt(net, *m),
+        }
+    }
+
+    pub fn on_timer<N: Net<Detached = D>>(&mut self, net: &mut N, token: u64) {
+        self.fire_timer(net, token);
+    }
+
+    pub fn on_turn_end<N: Net<Detached = D>>(&mut self, net: &mut N) {
+        self.dispatch_dirty(net);
+        self.flush_outboxes(net);
+    }
+
+    pub fn on_shutdown<N: Net<Detached = D>>(&mut self, net: &mut N) {
+        self.shutting_down = true;
+        let conns: Vec<(u64, bool)> = self
+            .sessions
+            .iter()
+            .flatten()
+            .map(|s| (s.conn, s.state == ClientState::Subscribed))
+            .collect();
+        for (conn, subscribed) in conns {
+            if subscribed {
+                self.write_response(net, conn, b"CLOSE_WAIT");
+            }
+            if let Some(s) = self.session_mut(conn) {
+                s.blocked = Some(Blocked::Closing);
+            }
+            net.close(conn);
+        }
+    }
+
+    // ---- input ----
+
+    fn process_input<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64) {
+        loop {
+            let Some(session) = self.session_mut(conn) else {
+                return;
+            };
+            if session.blocked.is_some() {
+                return;
+            }
+            let magic_done = session.magic_done;
+            let Some(input) = net.input(conn) else { return };
+            if !magic_done {
+                if input.len() < MAGIC_V2.len() {
+                    return;
+                }
+                if &input[..4] != MAGIC_V2 {
+                    let err = ProtocolError::new(ErrorCode::BadProtocol, "");
+                    self.fail(net, conn, &err);
+                    return;
+                }
+                input.advance(4);
+                let now = net.now();
+                if let Some(s) = self.session_mut(conn) {
+                    s.magic_done = true;
+                    s.last_read = now;
+                }
+                self.arm_heartbeat(net, conn);
+                self.arm_read_deadline(net, conn);
+                continue;
+            }
+            let session = self.session(conn).expect("checked above");
+            let ctx = DecodeCtx {
+                state: session.state,
+                heartbeats_disabled: session.heartbeats_disabled(),
+                tls_required_unmet: false,
+                options: &self.opts,
+            };
+            let decoded = protocol::decode(input, &ctx);
+            let is_publish = matches!(
+                decoded,
+                Ok(Some((
+                    Command::Pub { .. } | Command::Mpub { .. } | Command::Dpub { .. },
+                    _
+                )))
+            );
+            if !is_publish && !matches!(decoded, Ok(None)) && !session.pending.is_empty() {
+                // Anything but a publish may answer (or fail) at once, and answers go out in
+                // command order: wait for the publish answers still owed. The command stays in
+                // the input and is decoded again then.
+                if let Some(s) = self.session_mut(conn) {
+                    s.blocked = Some(Blocked::AwaitingReplies);
+                }
+                return;
+            }
+            match decoded {
+                Ok(None) => return,
+                Ok(Some((cmd, len))) => {
+                    if !self.execute(net, conn, cmd, len) {
+                        return;
+                    }
+                }
+                Err(DecodeError::Close) => {
+                    self.close(net, conn);
+                    return;
+                }
+                Err(DecodeError::Protocol(err)) => {
+                    self.fail(net, conn, &err);
+                    if err.is_fatal() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one decoded command of `len` bytes still at the front of the input. Returns false
+    /// when input processing must stop (blocked, closing).
+    fn execute<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64, cmd: Command, len: usize) -> bool {
+        let now = net.now();
+        if let Some(s) = self.session_mut(conn) {
+            s.last_read = now;
+        }
+        match cmd {
+            Command::Pub { topic, body } => self.publish_cmd(
+                net,
+                conn,
+                PubKind::Pub,
+                topic,
+                0,
+                std::slice::from_ref(&body),
+                len,
+            ),
+            Command::Dpub {
+                topic,
+                defer_ms,
+                body,
+            } => self.publish_cmd(
+                net,
+                conn,
+                PubKind::Dpub,
+                topic,
+                defer_ms,
+                std::slice::from_ref(&body),
+                len,
+            ),
+            Command::Mpub { topic, bodies } => {
+                self.publish_cmd(net, conn, PubKind::Mpub, topic, 0, &bodies, len)
+            }
+            other => {
+                if let Some(input) = net.input(conn) {
+                    input.advance(len);
+                }
+                self.execute_simple(net, conn, other)
+            }
+        }
+    }
+
+    fn execute_simple<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64, cmd: Command) -> bool {
+        match cmd {
+            Command::Nop => true,
+            Command::Identify(identify) => self.identify(net, conn, &identify),
+            Command::Auth { .. } => {
+                let err = ProtocolError::new(ErrorCode::AuthDisabled, "AUTH disabled");
+                self.fail(net, conn, &err);
+                false
+            }
+            Command::Sub { topic, channel } => self.sub(net, conn, topic, channel),
+            Command::Rdy { count } => {
+                self.rdy(conn, count);
+                true
+            }
+            Command::Fin { id } => self.fin(net, conn, id),
+            Command::Req { id, timeout_ms } => self.req(net, conn, id, timeout_ms),
+            Command::Touch { id } => self.touch(net, conn, id),
+            Command::Cls => self.cls(net, conn),
+            Command::Pub { .. } | Command::Mpub { .. } | Command::Dpub { .. } => {
+                unreachable!("publishes are handled by execute")
+            }
+        }
+    }
+
+    fn identify<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64, req: &protocol::Identify) -> bool {
+        let opts = &self.opts;
+        let snappy = req.snappy && opts.snappy;
+        let deflate = req.deflate && opts.deflate;
+        if snappy && deflate {
+            let err = ProtocolError::new(
+                ErrorCode::IdentifyFailed,
+                "cannot enable both deflate and snappy compression",
+            );
+            self.fail(net, conn, &err);
+            return false;
+        }
+        let deflate_level = if deflate && req.deflate_level > 0 {
+            req.deflate_level
+        } else {
+            6
+        };
+        let deflate_level = deflate_level.min(opts.max_deflate_level);
+        let default_hb = opts.default_heartbeat_interval_ms();
+        let default_timeout = opts.output_buffer_timeout_ms;
+        let default_msg_timeout = opts.msg_timeout_ms;
+        let tls_enabled = opts.tls_enabled;
+        let auth_enabled = opts.auth_enabled;
+        let reply_base = protocol::IdentifyReply {
+            max_rdy_count: opts.max_rdy_count,
+            version: crate::NSQD_VERSION.to_string(),
+            max_msg_timeout: opts.max_msg_timeout_ms,
+            msg_timeout: 0,
+            tls_v1: req.tls_v1 && tls_enabled,
+            deflate,
+            deflate_level,
+            max_deflate_level: opts.max_deflate_level,
+            snappy,
+            sample_rate: 0,
+            auth_required: auth_enabled,
+            output_buffer_size: 0,
+            output_buffer_timeout: 0,
+            topology_region: String::new(),
+            topology_zone: String::new(),
+        };
+        let Some(s) = self.session_mut(conn) else {
+            return false;
+        };
+        let first = !s.identified;
+        s.identified = true;
+        s.client_name = req.client_id.clone();
+        s.hostname = req.hostname.clone();
+        s.user_agent = req.user_agent.clone();
+        s.heartbeat_interval_ms = match req.heartbeat_interval_ms {
+            -1 => -1,
+            0 => default_hb,
+            v => v,
+        };
+        match req.output_buffer_size {
+            -1 => {
+                s.output_buffer_size = 1;
+                s.output_buffer_timeout_ms = 0;
+            }
+            0 => {}
+            v => s.output_buffer_size = v,
+        }
+        if req.output_buffer_size != -1 {
+            s.output_buffer_timeout_ms = match req.output_buffer_timeout_ms {
+                -1 => 0,
+                0 => default_timeout,
+                v => v,
+            };
+        }
+        s.sample_rate = req.sample_rate;
+        s.msg_timeout_ms = if req.msg_timeout_ms == 0 {
+            default_msg_timeout
+        } else {
+            req.msg_timeout_ms
+        };
+        let reply = protocol::IdentifyReply {
+            msg_timeout: s.msg_timeout_ms,
+            sample_rate: s.sample_rate,
+            output_buffer_size: s.output_buffer_size,
+            output_buffer_timeout: s.output_buffer_timeout_ms,
+            ..reply_base
+        };
+        if first {
+            // nsqd restarts the heartbeat ticker on the first IDENTIFY only.
+            self.arm_heartbeat(net, conn);
+        }
+        self.arm_read_deadline(net, conn);
+        if req.feature_negotiation {
+            let json = protocol::identify_reply_json(&reply);
+            self.write_response(net, conn, &json);
+        } else {
+            self.write_response(net, conn, b"OK");
+        }
+        true
+    }
+
+    // ---- output helpers ----
+
+    fn write_response<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64, data: &[u8]) {
+        let mut frame = Vec::with_capacity(protocol::FRAME_HEADER_BYTES + data.len());
+        protocol::encode_response(&mut frame, data);
+        net.write(conn, &frame);
+        net.flush(conn);
+    }
+
+    /// Writes an error frame; a fatal error closes the connection after it.
+    fn fail<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64, err: &ProtocolError) {
+        let mut frame = Vec::new();
+        protocol::encode_error(&mut frame, err);
+        net.write(conn, &frame);
+        net.flush(conn);
+        if err.is_fatal() {
+            self.close(net, conn);
+        }
+    }
+
+    fn close<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64) {
+        if let Some(s) = self.session_mut(conn) {
+            s.blocked = Some(Blocked::Closing);
+        }
+        net.close(conn);
+    }
+
+    fn mark_dirty(&mut self, ch: usize) {
+        if let Some(c) = self.channels.get_mut(ch) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(ch);
+            }
+        }
+    }
+
+    fn next_timer_seq(&mut self) -> u32 {
+        self.timer_seq = self.timer_seq.wrapping_add(1).max(1);
+        self.timer_seq
+    }
+}
+
+fn ms(v: i64) -> Duration {
+    Duration::from_millis(v.max(0) as u64)
+}

@@ -1,0 +1,44 @@
+//! What the broker needs from the runtime that carries its bytes.
+//!
+//! The broker never touches a socket: it reads a connection's buffered input, queues output and
+//! asks for flushes, closes, migrations, timers and cross-shard sends through this trait. The
+//! runtime adapter in `bins` implements it over `uring-net`; tests implement it in memory.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use super::ShardMsg;
+
+/// A connection handle as the runtime gives it: unique on its shard while the connection lives.
+pub type ConnRef = u64;
+
+pub trait Net {
+    /// A connection lifted off one shard's runtime, ready to be adopted by another.
+    type Detached: Send + 'static;
+
+    fn shard(&self) -> usize;
+    fn shards(&self) -> usize;
+    /// The runtime's clock, read once per loop turn.
+    fn now(&self) -> Instant;
+    /// The connection's unread input; `None` once it is gone.
+    fn input(&mut self, conn: ConnRef) -> Option<&mut BytesMut>;
+    fn write(&mut self, conn: ConnRef, bytes: &[u8]);
+    fn write_bytes(&mut self, conn: ConnRef, bytes: bytes::Bytes);
+    /// Send what is queued for `conn` at the end of this turn.
+    fn flush(&mut self, conn: ConnRef);
+    /// Bytes queued or being written, not yet handed to the kernel.
+    fn pending_output(&self, conn: ConnRef) -> usize;
+    /// Flush what is queued, then close. The runtime reports the close later.
+    fn close(&mut self, conn: ConnRef);
+    fn pause_reading(&mut self, conn: ConnRef);
+    fn resume_reading(&mut self, conn: ConnRef);
+    /// Flush, stop reading and hand the connection back through `Broker::on_detached`.
+    fn detach(&mut self, conn: ConnRef);
+    fn attach(&mut self, detached: Self::Detached) -> ConnRef;
+    /// Bounded: gives the message back when the lane to `to` is full.
+    fn send(&mut self, to: usize, msg: ShardMsg<Self::Detached>) -> Result<(), ShardMsg<Self::Detached>>;
+    fn timer_at(&mut self, at: Instant, token: u64);
+    /// Do not sleep at the end of this turn: work is waiting for room in a mailbox.
+    fn poll_soon(&mut self);
+}

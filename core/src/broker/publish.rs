@@ -1,0 +1,348 @@
+//! PUB, MPUB and DPUB: applied on the topic's owner shard, answered in command order on the
+//! connection's shard.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use super::{
+    ms, shard_for_topic, Blocked, Broker, Net, Pending, PubKind, PublishReply, PublishReq, ShardMsg,
+};
+use crate::error::{ErrorCode, ProtocolError};
+use crate::message::Message;
+use crate::names::Name;
+use crate::protocol;
+use crate::topic::{Topic, TopicEntry};
+
+/// Messages one shard may hold for another before its producers stop being read. Bounds the
+/// memory a slow owner shard can make a fast producer shard hold.
+pub const PUBLISH_BATCH_MESSAGES_MAX: usize = 4096;
+
+impl PubKind {
+    fn failed_code(self) -> ErrorCode {
+        match self {
+            PubKind::Pub => ErrorCode::PubFailed,
+            PubKind::Mpub => ErrorCode::MpubFailed,
+            PubKind::Dpub => ErrorCode::DpubFailed,
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            PubKind::Pub => "PUB",
+            PubKind::Mpub => "MPUB",
+            PubKind::Dpub => "DPUB",
+        }
+    }
+}
+
+impl<D: Send + 'static> Broker<D> {
+    /// Takes a decoded publish still at the front of the input. Returns false when the input
+    /// must not be read further for now.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn publish_cmd<N: Net<Detached = D>>(
+        &mut self,
+        net: &mut N,
+        conn: u64,
+        kind: PubKind,
+        topic: Name,
+        defer_ms: i64,
+        bodies: &[Range<usize>],
+        len: usize,
+    ) -> bool {
+        let owner = shard_for_topic(&topic, self.shards);
+        if owner != self.shard {
+            let outbox = &mut self.outboxes[owner];
+            if outbox.publish_msgs > 0 && outbox.publish_msgs + bodies.len() > PUBLISH_BATCH_MESSAGES_MAX {
+                // Leave the command in the input; it is decoded again once the outbox drains.
+                outbox.waiters.push(conn);
+                if let Some(s) = self.session_mut(conn) {
+                    s.blocked = Some(Blocked::Outbox(owner));
+                }
+                net.pause_reading(conn);
+                net.poll_soon();
+                return false;
+            }
+        }
+        let Some(input) = net.input(conn) else {
+            return false;
+        };
+        let frame: Bytes = input.split_to(len).freeze();
+        let bodies: Vec<Bytes> = bodies.iter().map(|r| frame.slice(r.clone())).collect();
+        let Some(session) = self.session_mut(conn) else {
+            return false;
+        };
+        let seq = session.next_seq;
+        session.next_seq += 1;
+        session.pending.push_back(Pending { seq, result: None });
+        if owner == self.shard {
+            let error = self
+                .apply_publish(net, kind, topic, defer_ms, bodies)
+                .err()
+                .map(Box::new);
+            self.complete_publish(net, conn, seq, error)
+        } else {
+            let outbox = &mut self.outboxes[owner];
+            outbox.publish_msgs += bodies.len();
+            outbox.publishes.push(PublishReq {
+                conn,
+                seq,
+                kind,
+                topic,
+                defer_ms,
+                bodies,
+            });
+            true
+        }
+    }
+
+    /// Publishes forwarded by shard `from`; the answers go back in one batch.
+    pub(super) fn apply_forwarded<N: Net<Detached = D>>(
+        &mut self,
+        net: &mut N,
+        from: usize,
+        reqs: Vec<PublishReq>,
+    ) {
+        for req in reqs {
+            let error = self
+                .apply_publish(net, req.kind, req.topic, req.defer_ms, req.bodies)
+                .err()
+                .map(Box::new);
+            self.outboxes[from].replies.push(PublishReply {
+                conn: req.conn,
+                seq: req.seq,
+                error,
+            });
+        }
+    }
+
+    /// Puts the messages into the topic, all or none.
+    pub(super) fn apply_publish<N: Net<Detached = D>>(
+        &mut self,
+        net: &mut N,
+        kind: PubKind,
+        topic: Name,
+        defer_ms: i64,
+        bodies: Vec<Bytes>,
+    ) -> Result<(), ProtocolError> {
+        let tkey = self.topic_key_or_create(topic);
+        if let Err(reason) = self.check_room(tkey, bodies.len(), defer_ms) {
+            let desc = format!("{} failed {}", kind.verb(), reason);
+            return Err(ProtocolError::new(kind.failed_code(), desc));
+        }
+        let timestamp_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        for body in bodies {
+            let msg = Message {
+                id: self.ids.next_id(),
+                timestamp_ns,
+                attempts: 0,
+                body,
+            };
+            self.put_to_topic(net, tkey, msg, defer_ms);
+        }
+        Ok(())
+    }
+
+    /// Until disk queues exist, a full memory queue refuses the publish rather than lose it.
+    fn check_room(&self, tkey: usize, n: usize, defer_ms: i64) -> Result<(), &'static str> {
+        let cap = self.opts.mem_queue_size;
+        let topic = &self.topics[tkey];
+        if topic.is_flowing() {
+            if defer_ms > 0 {
+                return Ok(()); // deferred messages wait in the channels' deferred queues
+            }
+            let full = topic
+                .channels
+                .iter()
+                .map(|&c| &self.channels[c])
+                .any(|c| !c.ephemeral && c.queue.len() + n > cap);
+            if full {
+                return Err("channel memory queue full (disk queue not available)");
+            }
+        } else if !topic.ephemeral && topic.queue.len() + n > cap {
+            return Err("topic memory queue full (disk queue not available)");
+        }
+        Ok(())
+    }
+
+    pub(super) fn topic_key_or_create(&mut self, name: Name) -> usize {
+        if let Some(&k) = self.topic_index.get(&name) {
+            return k;
+        }
+        let k = self.topics.insert(Topic::new(name));
+        self.topic_index.insert(name, k);
+        k
+    }
+
+    /// Fans a message out to every channel, or keeps it in the topic while it has none or is
+    /// paused. Ephemeral queues drop what does not fit, as nsqd's ephemeral backends do.
+    pub(super) fn put_to_topic<N: Net<Detached = D>>(
+        &mut self,
+        net: &mut N,
+        tkey: usize,
+        msg: Message,
+        defer_ms: i64,
+    ) {
+        let cap = self.opts.mem_queue_size;
+        let topic = &mut self.topics[tkey];
+        topic.message_count += 1;
+        topic.message_bytes += msg.body.len() as u64;
+        if !topic.is_flowing() {
+            if !(topic.ephemeral && topic.queue.len() >= cap) {
+                topic.queue.push_back(TopicEntry { msg, defer_ms });
+            }
+            return;
+        }
+        let channels = std::mem::take(&mut topic.channels);
+        for &ch in &channels {
+            self.put_to_channel(net, ch, msg.clone(), defer_ms);
+        }
+        self.topics[tkey].channels = channels;
+    }
+
+    pub(super) fn put_to_channel<N: Net<Detached = D>>(
+        &mut self,
+        net: &mut N,
+        ch: usize,
+        msg: Message,
+        defer_ms: i64,
+    ) {
+        let cap = self.opts.mem_queue_size;
+        let c = &mut self.channels[ch];
+        c.message_count += 1;
+        if defer_ms > 0 {
+            let due = net.now() + ms(defer_ms);
+            c.deferred.push(msg, due);
+            self.schedule_scan(net, ch, due);
+            return;
+        }
+        if c.ephemeral && c.queue.len() >= cap {
+            return;
+        }
+        c.queue.push_back(msg);
+        self.mark_dirty(ch);
+    }
+
+    /// Moves what waited in the topic into its channels once it flows again.
+    pub(super) fn drain_topic<N: Net<Detached = D>>(&mut self, net: &mut N, tkey: usize) {
+        if !self.topics[tkey].is_flowing() {
+            return;
+        }
+        let queue = std::mem::take(&mut self.topics[tkey].queue);
+        let channels = self.topics[tkey].channels.clone();
+        for entry in queue {
+            for &ch in &channels {
+                self.put_to_channel(net, ch, entry.msg.clone(), entry.defer_ms);
+            }
+        }
+    }
+
+    /// Records the answer to publish `seq` and writes every answer now due, in command order.
+    pub(super) fn complete_publish<N: Net<Detached = D>>(
+        &mut self,
+        net: &mut N,
+        conn: u64,
+        seq: u64,
+        error: Option<Box<ProtocolError>>,
+    ) -> bool {
+        let Some(s) = self.session_mut(conn) else {
+            return false;
+        };
+        let Some(front) = s.pending.front().map(|p| p.seq) else {
+            return true;
+        };
+        let Some(slot) = seq.checked_sub(front).and_then(|i| s.pending.get_mut(i as usize)) else {
+            return true;
+        };
+        debug_assert_eq!(slot.seq, seq);
+        slot.result = Some(error);
+        let mut out = Vec::new();
+        let mut fatal = None;
+        while s.pending.front().is_some_and(|p| p.result.is_some()) {
+            let done = s.pending.pop_front().and_then(|p| p.result).expect("checked");
+            match done {
+                None => protocol::encode_response(&mut out, b"OK"),
+                Some(err) => {
+                    fatal = Some(err);
+                    break;
+                }
+            }
+        }
+        let resume = s.pending.is_empty() && s.blocked == Some(Blocked::AwaitingReplies);
+        if !out.is_empty() {
+            net.write(conn, &out);
+            net.flush(conn);
+        }
+        if let Some(err) = fatal {
+            self.fail(net, conn, &err);
+            return false;
+        }
+        if resume {
+            if let Some(s) = self.session_mut(conn) {
+                s.blocked = None;
+            }
+            // The command that waited is decoded again on the next turn.
+            net.resume_reading(conn);
+        }
+        true
+    }
+
+    /// Hands what waits in the outboxes to the mailboxes; resumes producers once there is room.
+    pub(super) fn flush_outboxes<N: Net<Detached = D>>(&mut self, net: &mut N) {
+        for dst in 0..self.shards {
+            if dst == self.shard {
+                continue;
+            }
+            let outbox = &mut self.outboxes[dst];
+            if !outbox.replies.is_empty() {
+                let batch = std::mem::take(&mut outbox.replies);
+                if let Err(ShardMsg::PublishReplies(batch)) = net.send(dst, ShardMsg::PublishReplies(batch)) {
+                    self.outboxes[dst].replies = batch;
+                    net.poll_soon();
+                }
+            }
+            let outbox = &mut self.outboxes[dst];
+            while let Some(m) = outbox.migrations.pop() {
+                if let Err(ShardMsg::Migrate(m)) = net.send(dst, ShardMsg::Migrate(m)) {
+                    self.outboxes[dst].migrations.push(m);
+                    net.poll_soon();
+                    break;
+                }
+            }
+            let outbox = &mut self.outboxes[dst];
+            if !outbox.publishes.is_empty() {
+                let batch = std::mem::take(&mut outbox.publishes);
+                match net.send(dst, ShardMsg::Publish(batch)) {
+                    Ok(()) => {
+                        self.outboxes[dst].publish_msgs = 0;
+                        let waiters = std::mem::take(&mut self.outboxes[dst].waiters);
+                        for conn in waiters {
+                            if let Some(s) = self.session_mut(conn) {
+                                if s.blocked == Some(Blocked::Outbox(dst)) {
+                                    s.blocked = None;
+                                    // Input left unread is decoded again next turn.
+                                    net.resume_reading(conn);
+                                }
+                            }
+                        }
+                    }
+                    Err(ShardMsg::Publish(batch)) => {
+                        self.outboxes[dst].publishes = batch;
+                        net.poll_soon();
+                    }
+                    Err(_) => unreachable!("send returns the message it was given"),
+                }
+            }
+        }
+    }
+}
+
+impl Topic {
+    /// Messages waiting in the topic itself.
+    pub fn depth(&self) -> usize {
+        self.queue.len()
+    }
+}

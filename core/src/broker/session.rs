@@ -1,0 +1,115 @@
+//! Per-connection protocol state: what IDENTIFY negotiated, the subscription, RDY and in-flight
+//! accounting, and the ordered list of publish answers still owed to the client.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::error::ProtocolError;
+use crate::names::Name;
+use crate::options::Options;
+use crate::protocol::ClientState;
+
+/// A publish answer owed to the client, in command order.
+#[derive(Debug)]
+pub struct Pending {
+    pub seq: u64,
+    /// `None` while the owner shard has not answered; `Some(None)` is `OK`.
+    pub result: Option<Option<Box<ProtocolError>>>,
+}
+
+/// Why the session is not reading its input right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    /// The outbox to this shard is full.
+    Outbox(usize),
+    /// A command other than a publish waits for the publish answers still owed.
+    AwaitingReplies,
+    /// The connection is travelling to the topic's shard.
+    Migrating,
+    /// A fatal error was written; the connection is closing.
+    Closing,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub conn: u64,
+    pub client_id: u64,
+    pub magic_done: bool,
+    pub state: ClientState,
+    pub blocked: Option<Blocked>,
+
+    pub identified: bool,
+    pub client_name: String,
+    pub hostname: String,
+    pub user_agent: String,
+    /// `-1` when disabled.
+    pub heartbeat_interval_ms: i64,
+    pub msg_timeout_ms: i64,
+    pub sample_rate: i32,
+    pub output_buffer_size: i64,
+    /// `0` disables the timed flush.
+    pub output_buffer_timeout_ms: i64,
+
+    /// Slab key of the subscribed channel.
+    pub channel: Option<usize>,
+    pub pending_sub: Option<(Name, Name)>,
+    pub rdy: i64,
+    pub in_flight: i64,
+    pub message_count: u64,
+    pub finish_count: u64,
+    pub requeue_count: u64,
+
+    pub pending: VecDeque<Pending>,
+    pub next_seq: u64,
+
+    pub last_read: Instant,
+    pub connected_at: Instant,
+    /// The token value each timer kind was last armed with; older firings are ignored.
+    pub heartbeat_armed: u32,
+    pub deadline_armed: u32,
+    pub flush_armed: u32,
+}
+
+impl Session {
+    pub fn new(conn: u64, client_id: u64, now: Instant, opts: &Options) -> Session {
+        Session {
+            conn,
+            client_id,
+            magic_done: false,
+            state: ClientState::Init,
+            blocked: None,
+            identified: false,
+            client_name: String::new(),
+            hostname: String::new(),
+            user_agent: String::new(),
+            heartbeat_interval_ms: opts.default_heartbeat_interval_ms(),
+            msg_timeout_ms: opts.msg_timeout_ms,
+            sample_rate: 0,
+            output_buffer_size: Options::DEFAULT_OUTPUT_BUFFER_SIZE,
+            output_buffer_timeout_ms: opts.output_buffer_timeout_ms,
+            channel: None,
+            pending_sub: None,
+            rdy: 0,
+            in_flight: 0,
+            message_count: 0,
+            finish_count: 0,
+            requeue_count: 0,
+            pending: VecDeque::new(),
+            next_seq: 0,
+            last_read: now,
+            connected_at: now,
+            heartbeat_armed: 0,
+            deadline_armed: 0,
+            flush_armed: 0,
+        }
+    }
+
+    pub fn heartbeats_disabled(&self) -> bool {
+        self.heartbeat_interval_ms <= 0
+    }
+
+    /// RDY as a window: room while fewer than `rdy` messages are unacknowledged (spec §5.2).
+    pub fn has_rdy_room(&self) -> bool {
+        self.state == ClientState::Subscribed && self.rdy > 0 && self.in_flight < self.rdy
+    }
+}

@@ -1,0 +1,25 @@
+//! Squall's broker brain, without I/O.
+//!
+//! # Layout
+//! - `error`: protocol errors with their wire code and fatality.
+//! - `names`: topic and channel name rules.
+//! - `message`: messages, IDs, the per-shard ID generator.
+//! - `options`: nsqd-compatible options and defaults.
+//! - `protocol`: the NSQ V2 codec (one `decode`, frame encoders, IDENTIFY).
+//!
+//! # Invariants
+//! - Nothing here performs a syscall or spawns a thread; everything is testable with plain values.
+//! - A message body is allocated once and shared by reference count wherever it goes.
+
+pub mod broker;
+pub mod channel;
+pub mod error;
+mod idhash;
+pub mod message;
+pub mod names;
+pub mod options;
+pub mod protocol;
+pub mod topic;
+
+/// The nsqd version Squall speaks for (IDENTIFY replies, `/info`).
+pub const NSQD_VERSION: &str = "1.3.0";

@@ -1,0 +1,48 @@
+//! A topic: its memory queue and its channels.
+//!
+//! Messages wait in the topic only while it has no channel or is paused; otherwise a publish goes
+//! straight into every channel (nsqd's topic pump, without the goroutine hop).
+
+use std::collections::VecDeque;
+
+use crate::message::Message;
+use crate::names::Name;
+
+/// A message waiting in the topic, with the defer it was published with (the defer clock starts
+/// when it reaches the channels, as in nsqd).
+#[derive(Debug)]
+pub struct TopicEntry {
+    pub msg: Message,
+    pub defer_ms: i64,
+}
+
+#[derive(Debug)]
+pub struct Topic {
+    pub name: Name,
+    /// Slab keys of the channels, in creation order.
+    pub channels: Vec<usize>,
+    pub queue: VecDeque<TopicEntry>,
+    pub paused: bool,
+    pub ephemeral: bool,
+    pub message_count: u64,
+    pub message_bytes: u64,
+}
+
+impl Topic {
+    pub fn new(name: Name) -> Topic {
+        Topic {
+            name,
+            channels: Vec::new(),
+            queue: VecDeque::new(),
+            paused: false,
+            ephemeral: name.is_ephemeral(),
+            message_count: 0,
+            message_bytes: 0,
+        }
+    }
+
+    /// Whether publishes flow straight through to the channels.
+    pub fn is_flowing(&self) -> bool {
+        !self.paused && !self.channels.is_empty()
+    }
+}
