@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Buf;
 use slab::Slab;
 
+pub use consume::CONSUMER_OUTPUT_BYTES_MAX;
 pub use msg::{Migration, PubKind, PublishReply, PublishReq, ShardMsg};
 pub use net::{ConnRef, Net};
 pub use publish::PUBLISH_BATCH_MESSAGES_MAX;

@@ -1,0 +1,47 @@
+//! The seam between the runtime and the protocol engine it runs.
+//!
+//! The runtime owns sockets, rings, buffers, timers and mailboxes; the engine owns every byte's
+//! meaning. Callbacks are never run while completions are being reaped: the loop reaps first,
+//! then calls the engine, then flushes what the engine queued.
+
+use std::net::SocketAddr;
+
+use crate::{ConnId, Detached, Io, ShardId};
+
+/// A protocol engine, one instance per shard, living on that shard's thread only.
+pub trait Engine: 'static {
+    /// What one shard sends another. Travels through a bounded mailbox.
+    type Msg: Send + 'static;
+
+    /// Runs once on the shard thread before the first accept.
+    fn on_start(&mut self, _io: &mut Io<Self::Msg>) {}
+
+    /// A connection was accepted on listener number `listener` (index into `RuntimeConfig::listeners`).
+    fn on_accept(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, listener: usize, peer: Option<SocketAddr>);
+
+    /// New bytes were appended to `io.input(conn)`, or reading was resumed with bytes left in it.
+    fn on_input(&mut self, io: &mut Io<Self::Msg>, conn: ConnId);
+
+    /// Everything queued for `conn` has been handed to the kernel.
+    fn on_drained(&mut self, _io: &mut Io<Self::Msg>, _conn: ConnId) {}
+
+    /// The connection is gone (peer closed, error, or a requested close finished). `conn` is
+    /// invalid once this returns.
+    fn on_closed(&mut self, io: &mut Io<Self::Msg>, conn: ConnId);
+
+    /// A connection passed to `Io::detach` has no operation left in the kernel and may travel.
+    fn on_detached(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, detached: Detached);
+
+    /// A message from another shard.
+    fn on_message(&mut self, io: &mut Io<Self::Msg>, from: ShardId, msg: Self::Msg);
+
+    /// A timer set with `Io::timer_at` fired.
+    fn on_timer(&mut self, io: &mut Io<Self::Msg>, token: u64);
+
+    /// Once per loop turn, after every callback of the turn and before output is flushed.
+    fn on_turn_end(&mut self, _io: &mut Io<Self::Msg>) {}
+
+    /// Shutdown was requested: listeners are closed. The engine writes its last frames and closes
+    /// its connections; the shard exits once no connection is left (or the drain deadline passes).
+    fn on_shutdown(&mut self, io: &mut Io<Self::Msg>);
+}
