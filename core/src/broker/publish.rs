@@ -258,6 +258,7 @@ impl<D: Send + 'static> Broker<D> {
             return true;
         };
         debug_assert_eq!(slot.seq, seq);
+        let failed = error.is_some();
         slot.result = Some(error);
         let mut out = Vec::new();
         let mut fatal = None;
@@ -278,6 +279,14 @@ impl<D: Send + 'static> Broker<D> {
         }
         if let Some(err) = fatal {
             self.fail(net, conn, &err);
+            return false;
+        }
+        if failed {
+            // Every publish error is fatal: nsqd would run nothing after this command, so read
+            // nothing more; the connection closes once the answers before it are written.
+            if let Some(s) = self.session_mut(conn) {
+                s.blocked = Some(Blocked::Closing);
+            }
             return false;
         }
         if resume {

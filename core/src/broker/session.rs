@@ -26,7 +26,8 @@ pub enum Blocked {
     AwaitingReplies,
     /// The connection is travelling to the topic's shard.
     Migrating,
-    /// A fatal error was written; the connection is closing.
+    /// A fatal error was written, or is owed after earlier publish answers; the connection is
+    /// closing.
     Closing,
 }
 
