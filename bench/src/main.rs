@@ -229,7 +229,6 @@ fn run_sub(
     pid: Option<u32>,
 ) -> Result<()> {
     let s = connect(addr)?;
-    s.set_read_timeout(Some(idle))?;
     let mut r = BufReader::with_capacity(256 * 1024, &s);
     let mut w = BufWriter::with_capacity(64 * 1024, &s);
     let mut buf = Vec::new();
@@ -238,6 +237,7 @@ fn run_sub(
     if read_frame(&mut r, &mut w, &mut buf)? != 0 {
         bail!("SUB failed: {}", String::from_utf8_lossy(&buf));
     }
+    s.set_read_timeout(Some(idle))?;
     let before = pid.map(proc_usage).transpose()?;
     let started = Instant::now();
     let mut last = started;

@@ -24,6 +24,8 @@ pub struct Topic {
     pub queue: VecDeque<TopicEntry>,
     pub paused: bool,
     pub ephemeral: bool,
+    /// Queued in the broker's list of topics to move into their channels this turn.
+    pub draining: bool,
     pub message_count: u64,
     pub message_bytes: u64,
 }
@@ -36,6 +38,7 @@ impl Topic {
             queue: VecDeque::new(),
             paused: false,
             ephemeral: name.is_ephemeral(),
+            draining: false,
             message_count: 0,
             message_bytes: 0,
         }

@@ -112,7 +112,11 @@ fn a_local_failure_waits_for_the_forwarded_answers_before_it() {
     assert_eq!(c.brokers[1].topic(&t.remote).unwrap().depth(), 1);
     assert!(c.brokers[1].topic(&later_remote).is_none());
     assert!(c.brokers[0].topic(&t.local[1]).is_none());
-    assert_eq!(c.brokers[0].topic(&t.local[0]).unwrap().depth(), 1, "MPUB is all or nothing");
+    assert_eq!(
+        c.brokers[0].topic(&t.local[0]).unwrap().depth(),
+        1,
+        "MPUB is all or nothing"
+    );
 }
 
 #[test]
@@ -124,7 +128,10 @@ fn a_non_publish_command_waits_for_owed_answers() {
     bytes.extend(sub_cmd(&t.local[0], "c"));
     c.send(p, &bytes);
     assert_eq!(c.take_bytes(p), b"");
-    assert!(c.brokers[0].channel(&t.local[0], "c").is_none(), "SUB has not run");
+    assert!(
+        c.brokers[0].channel(&t.local[0], "c").is_none(),
+        "SUB has not run"
+    );
     let s = c.brokers[0].session(c.conn(p)).unwrap();
     assert_eq!(s.blocked, Some(Blocked::AwaitingReplies));
 

@@ -77,7 +77,7 @@ impl<D: Send + 'static> Broker<D> {
         channel: Name,
     ) -> bool {
         let tkey = self.topic_key_or_create(topic);
-        let ch = self.channel_key_or_create(net, tkey, channel);
+        let ch = self.channel_key_or_create(tkey, channel);
         let max = self.opts.max_channel_consumers;
         if max > 0 && self.channels[ch].consumers.len() >= max {
             let desc = format!("SUB failed consumers for {topic}:{channel} exceeds limit of {max}");
@@ -94,14 +94,14 @@ impl<D: Send + 'static> Broker<D> {
         true
     }
 
-    fn channel_key_or_create<N: Net<Detached = D>>(&mut self, net: &mut N, tkey: usize, name: Name) -> usize {
+    fn channel_key_or_create(&mut self, tkey: usize, name: Name) -> usize {
         let topic = &self.topics[tkey];
         if let Some(&k) = topic.channels.iter().find(|&&k| self.channels[k].name == name) {
             return k;
         }
         let k = self.channels.insert(Channel::new(name, tkey));
         self.topics[tkey].channels.push(k);
-        self.drain_topic(net, tkey);
+        self.schedule_drain(tkey);
         k
     }
 
@@ -276,6 +276,9 @@ impl<D: Send + 'static> Broker<D> {
         }
         if let Some(deadline) = earliest_deadline {
             self.schedule_scan(net, ch, deadline);
+            // Room was made: a topic backlog waiting for it may move on.
+            let topic = self.channels[ch].topic;
+            self.schedule_drain(topic);
         }
         for conn in served {
             self.flush_deliveries(net, ch, conn);

@@ -79,6 +79,8 @@ pub struct Broker<D> {
     sessions: Vec<Option<Session>>,
     /// Channels that may be able to deliver; drained once per turn.
     dirty: Vec<usize>,
+    /// Topics with a backlog to move into their channels (`drain_topics`).
+    draining: Vec<usize>,
     /// (due, channel) for in-flight timeouts and deferred releases; entries may be stale.
     scan: BinaryHeap<Reverse<(Instant, usize)>>,
     scan_timer: Option<Instant>,
@@ -111,6 +113,7 @@ impl<D: Send + 'static> Broker<D> {
             channels: Slab::new(),
             sessions: Vec::new(),
             dirty: Vec::new(),
+            draining: Vec::new(),
             scan: BinaryHeap::new(),
             scan_timer: None,
             scan_at: HashMap::new(),
@@ -255,6 +258,7 @@ impl<D: Send + 'static> Broker<D> {
     }
 
     pub fn on_turn_end<N: Net<Detached = D>>(&mut self, net: &mut N) {
+        self.drain_topics(net);
         self.dispatch_dirty(net);
         self.flush_outboxes(net);
     }

@@ -18,6 +18,9 @@ use crate::topic::{Topic, TopicEntry};
 /// memory a slow owner shard can make a fast producer shard hold.
 pub const PUBLISH_BATCH_MESSAGES_MAX: usize = 4096;
 
+/// Messages a topic hands to its channels per turn while it works off a backlog.
+pub const TOPIC_DRAIN_BATCH_MAX: usize = 4096;
+
 impl PubKind {
     fn failed_code(self) -> ErrorCode {
         match self {
@@ -150,7 +153,7 @@ impl<D: Send + 'static> Broker<D> {
     fn check_room(&self, tkey: usize, n: usize, defer_ms: i64) -> Result<(), &'static str> {
         let cap = self.opts.mem_queue_size;
         let topic = &self.topics[tkey];
-        if topic.is_flowing() {
+        if topic.is_flowing() && topic.queue.is_empty() {
             if defer_ms > 0 {
                 return Ok(()); // deferred messages wait in the channels' deferred queues
             }
@@ -190,10 +193,12 @@ impl<D: Send + 'static> Broker<D> {
         let topic = &mut self.topics[tkey];
         topic.message_count += 1;
         topic.message_bytes += msg.body.len() as u64;
-        if !topic.is_flowing() {
+        if !topic.is_flowing() || !topic.queue.is_empty() {
+            // Behind a backlog, a message waits its turn so the topic keeps its order.
             if !(topic.ephemeral && topic.queue.len() >= cap) {
                 topic.queue.push_back(TopicEntry { msg, defer_ms });
             }
+            self.schedule_drain(tkey);
             return;
         }
         let channels = std::mem::take(&mut topic.channels);
@@ -226,17 +231,53 @@ impl<D: Send + 'static> Broker<D> {
         self.mark_dirty(ch);
     }
 
-    /// Moves what waited in the topic into its channels once it flows again.
-    pub(super) fn drain_topic<N: Net<Detached = D>>(&mut self, net: &mut N, tkey: usize) {
-        if !self.topics[tkey].is_flowing() {
-            return;
-        }
-        let queue = std::mem::take(&mut self.topics[tkey].queue);
-        let channels = self.topics[tkey].channels.clone();
-        for entry in queue {
-            for &ch in &channels {
-                self.put_to_channel(net, ch, entry.msg.clone(), entry.defer_ms);
+    /// Queues the topic to move its backlog into its channels at the end of this turn.
+    pub(super) fn schedule_drain(&mut self, tkey: usize) {
+        if let Some(topic) = self.topics.get_mut(tkey) {
+            if !topic.draining && !topic.queue.is_empty() && topic.is_flowing() {
+                topic.draining = true;
+                self.draining.push(tkey);
             }
+        }
+    }
+
+    /// Moves what waited in the topic into its channels, at most `TOPIC_DRAIN_BATCH_MAX` messages
+    /// a turn so a large backlog never stalls the shard, and only while every channel has room
+    /// (a full channel resumes the drain when it delivers).
+    pub(super) fn drain_topics<N: Net<Detached = D>>(&mut self, net: &mut N) {
+        let cap = self.opts.mem_queue_size;
+        for tkey in std::mem::take(&mut self.draining) {
+            let Some(topic) = self.topics.get_mut(tkey) else {
+                continue;
+            };
+            topic.draining = false;
+            if !topic.is_flowing() {
+                continue;
+            }
+            let channels = topic.channels.clone();
+            let mut blocked = false;
+            for _ in 0..TOPIC_DRAIN_BATCH_MAX {
+                let room = channels
+                    .iter()
+                    .map(|&c| &self.channels[c])
+                    .all(|c| c.ephemeral || c.queue.len() < cap);
+                if !room {
+                    blocked = true;
+                    break;
+                }
+                let Some(entry) = self.topics[tkey].queue.pop_front() else {
+                    break;
+                };
+                for &ch in &channels {
+                    self.put_to_channel(net, ch, entry.msg.clone(), entry.defer_ms);
+                }
+            }
+            if !blocked {
+                self.schedule_drain(tkey);
+            }
+        }
+        if !self.draining.is_empty() {
+            net.poll_soon();
         }
     }
 

@@ -37,6 +37,8 @@ struct Conn {
     detaching: bool,
     /// Bytes `pending_output` reports on top of `queued`: a client that does not read.
     stalled_bytes: usize,
+    /// Flushed while stalled: the "kernel" has not taken them yet.
+    stuck: Vec<u8>,
     /// Waiting for `on_input` this turn.
     input_scheduled: bool,
 }
@@ -139,6 +141,7 @@ impl FakeNet {
             closing: false,
             detaching: false,
             stalled_bytes: 0,
+            stuck: Vec::new(),
             input_scheduled,
         });
         id
@@ -191,7 +194,8 @@ impl Net for FakeNet {
         }
     }
     fn pending_output(&self, conn: u64) -> usize {
-        self.conn(conn).map_or(0, |c| c.queued.len() + c.stalled_bytes)
+        self.conn(conn)
+            .map_or(0, |c| c.queued.len() + c.stalled_bytes + c.stuck.len())
     }
     fn close(&mut self, conn: u64) {
         if let Some(c) = self.conn_mut(conn) {
@@ -338,7 +342,8 @@ impl Cluster {
         &self.sockets[c.0]
     }
 
-    /// Makes `pending_output` report `bytes` more than is queued (a client that stops reading).
+    /// Makes `pending_output` report `bytes` more than is queued (a client that stops reading);
+    /// what is flushed meanwhile stays pending too, until `unstall_output`.
     pub fn stall_output(&mut self, c: Client, bytes: usize) {
         let (shard, id) = self.location(c).expect("client connected");
         if let Some(conn) = self.nets[shard].conn_mut(id) {
@@ -351,6 +356,11 @@ impl Cluster {
         let (shard, id) = self.location(c).expect("client connected");
         if let Some(conn) = self.nets[shard].conn_mut(id) {
             conn.stalled_bytes = 0;
+            let stuck = std::mem::take(&mut conn.stuck);
+            if !stuck.is_empty() {
+                self.sockets[c.0].received.extend_from_slice(&stuck);
+                self.sockets[c.0].flushes += 1;
+            }
         }
         self.nets[shard].drained.push(id);
         self.settle();
@@ -518,11 +528,15 @@ impl Cluster {
                 if !conn.queued.is_empty() {
                     busy = true;
                     let bytes = std::mem::take(&mut conn.queued);
-                    let socket = &mut self.sockets[conn.socket];
-                    socket.received.extend_from_slice(&bytes);
-                    socket.flushes += 1;
-                    if conn.stalled_bytes == 0 && !conn.closing {
-                        net.drained.push(conn.id);
+                    if conn.stalled_bytes > 0 && !conn.closing {
+                        conn.stuck.extend_from_slice(&bytes);
+                    } else {
+                        let socket = &mut self.sockets[conn.socket];
+                        socket.received.extend_from_slice(&bytes);
+                        socket.flushes += 1;
+                        if !conn.closing {
+                            net.drained.push(conn.id);
+                        }
                     }
                 }
             }

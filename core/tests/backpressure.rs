@@ -1,0 +1,176 @@
+//! Claim: every queue the broker fills on a client's behalf is bounded and full queues push back
+//! without losing anything: a producer whose lane to the owner shard is full stops being read and
+//! resumes where it stopped; a full memory queue refuses the publish (all of an MPUB or none); a
+//! consumer that does not read gets no more deliveries until its output drains.
+
+mod common;
+
+use common::*;
+use squall_core::broker::{Blocked, CONSUMER_OUTPUT_BYTES_MAX, PUBLISH_BATCH_MESSAGES_MAX};
+use squall_core::options::Options;
+
+#[test]
+fn full_lane_pauses_the_producer_and_nothing_is_lost() {
+    let mut c = Cluster::new(
+        2,
+        Options {
+            mem_queue_size: 100_000,
+            ..Options::default()
+        },
+    );
+    c.nets[0].mailbox_cap = 1;
+    let topic = topic_on(1, 2, "t");
+    let p = c.connect_v2(0);
+    c.hold_lanes = true;
+
+    // One batch fits in the lane, one more fills the outbox; the rest must wait in the input.
+    let first = 2 * PUBLISH_BATCH_MESSAGES_MAX + 50;
+    let body = |i: usize| format!("{i:06}").into_bytes();
+    let bytes: Vec<u8> = (0..first).flat_map(|i| pub_cmd(&topic, &body(i))).collect();
+    let one_pub = pub_cmd(&topic, &body(0)).len();
+    c.send(p, &bytes);
+
+    let conn = c.conn(p);
+    assert!(c.nets[0].is_read_paused(conn));
+    assert!(c.nets[0].pause_calls >= 1);
+    assert_eq!(c.nets[0].mailbox_len(1), 1);
+    assert_eq!(
+        c.nets[0].input_len(conn),
+        50 * one_pub,
+        "the last 50 PUBs are left unread"
+    );
+    let s = c.brokers[0].session(conn).unwrap();
+    assert_eq!(s.blocked, Some(Blocked::Outbox(1)));
+    assert_eq!(s.pending.len(), 2 * PUBLISH_BATCH_MESSAGES_MAX);
+    assert_eq!(
+        c.take_bytes(p),
+        b"",
+        "nothing is answered before the owner has it"
+    );
+
+    // More from the client stays in the socket while reading is paused.
+    let more: Vec<u8> = (first..first + 10)
+        .flat_map(|i| pub_cmd(&topic, &body(i)))
+        .collect();
+    c.send(p, &more);
+    assert_eq!(c.nets[0].input_len(conn), 50 * one_pub);
+
+    c.hold_lanes = false;
+    c.settle();
+    let total = first + 10;
+    assert_eq!(c.take_bytes(p), OK.repeat(total));
+    assert!(!c.nets[0].is_read_paused(conn));
+    assert!(!c.is_closed(p));
+    let t = c.brokers[1].topic(&topic).unwrap();
+    let got: Vec<Vec<u8>> = t.queue.iter().map(|e| e.msg.body.to_vec()).collect();
+    let want: Vec<Vec<u8>> = (0..total).map(body).collect();
+    assert!(got == want, "every message arrives once, in order");
+}
+
+#[test]
+fn full_memory_queue_refuses_publishes_and_mpub_is_all_or_nothing() {
+    let mut c = Cluster::single(Options {
+        mem_queue_size: 3,
+        ..Options::default()
+    });
+    let a = c.connect_v2(0);
+    c.send(a, &[pub_cmd("t", b"1"), pub_cmd("t", b"2")].concat());
+    c.send(a, &mpub_cmd("t", &[b"3", b"4"]));
+    assert_eq!(
+        c.frames(a),
+        vec![
+            ok(),
+            ok(),
+            Frame::error(b"E_MPUB_FAILED MPUB failed topic memory queue full (disk queue not available)")
+        ]
+    );
+    assert!(c.is_closed(a));
+    assert_eq!(c.brokers[0].topic("t").unwrap().depth(), 2, "none of the MPUB");
+
+    let b = c.connect_v2(0);
+    c.send(b, &[pub_cmd("t", b"3"), pub_cmd("t", b"4")].concat());
+    assert_eq!(
+        c.frames(b),
+        vec![
+            ok(),
+            Frame::error(b"E_PUB_FAILED PUB failed topic memory queue full (disk queue not available)")
+        ]
+    );
+    assert_eq!(c.brokers[0].topic("t").unwrap().depth(), 3);
+
+    // Once the topic flows, the channel's queue is the bound.
+    let consumer = c.consumer(0, "t", "c");
+    assert_eq!(c.brokers[0].channel("t", "c").unwrap().depth(), 3);
+    let d = c.connect_v2(0);
+    c.send(d, &dpub_cmd("t", 1000, b"deferred"));
+    c.send(d, &pub_cmd("t", b"5"));
+    assert_eq!(
+        c.frames(d),
+        vec![
+            ok(),
+            Frame::error(b"E_PUB_FAILED PUB failed channel memory queue full (disk queue not available)")
+        ]
+    );
+    c.send(consumer, b"RDY 1\n");
+    assert_eq!(c.messages(consumer)[0].body, b"1");
+}
+
+#[test]
+fn ephemeral_queues_drop_what_does_not_fit_instead_of_refusing() {
+    let mut c = Cluster::single(Options {
+        mem_queue_size: 2,
+        ..Options::default()
+    });
+    let p = c.connect_v2(0);
+    let bytes: Vec<u8> = (0..4).flat_map(|i| pub_cmd("t#ephemeral", &[b'0' + i])).collect();
+    c.send(p, &bytes);
+    assert_eq!(c.take_bytes(p), OK.repeat(4));
+    assert_eq!(c.brokers[0].topic("t#ephemeral").unwrap().depth(), 2);
+}
+
+#[test]
+fn consumer_output_cap_stops_deliveries_until_drained() {
+    let mut c = Cluster::single(Options::default());
+    let cl = c.consumer(0, "t", "c");
+    c.send(cl, b"RDY 10\n");
+    c.stall_output(cl, CONSUMER_OUTPUT_BYTES_MAX);
+    for i in 0..3 {
+        c.publish(0, "t", format!("m{i}").as_bytes());
+    }
+    c.advance_ms(1000);
+    assert!(c.messages(cl).is_empty());
+    let ch = c.brokers[0].channel("t", "c").unwrap();
+    assert_eq!((ch.depth(), ch.in_flight.len()), (3, 0));
+
+    // Just under the cap: one delivery fits, then the cap is reached again.
+    c.stall_output(cl, CONSUMER_OUTPUT_BYTES_MAX - 1);
+    c.unstall_output(cl);
+    c.stall_output(cl, CONSUMER_OUTPUT_BYTES_MAX - 1);
+    c.advance_ms(1000);
+    let ch = c.brokers[0].channel("t", "c").unwrap();
+    assert_eq!((ch.depth(), ch.in_flight.len()), (2, 1), "one fits under the cap");
+    c.unstall_output(cl);
+    c.advance_ms(250);
+    let ch = c.brokers[0].channel("t", "c").unwrap();
+    assert_eq!((ch.depth(), ch.in_flight.len()), (0, 3), "drained: all delivered");
+    assert_eq!(c.messages(cl).len(), 3);
+}
+
+#[test]
+fn consumer_output_cap_is_rechecked_between_deliveries() {
+    let mut c = Cluster::single(Options::default());
+    let cl = c.consumer(0, "t", "c");
+    c.send(cl, b"RDY 10\n");
+    c.stall_output(cl, CONSUMER_OUTPUT_BYTES_MAX - 1);
+    for i in 0..3 {
+        c.publish(0, "t", format!("m{i}").as_bytes());
+    }
+    let ch = c.brokers[0].channel("t", "c").unwrap();
+    assert_eq!((ch.depth(), ch.in_flight.len()), (2, 1), "one fits under the cap");
+    c.advance_ms(1000);
+    assert!(c.messages(cl).is_empty(), "the client is not reading");
+    assert_eq!(c.brokers[0].channel("t", "c").unwrap().depth(), 2);
+    c.unstall_output(cl);
+    c.advance_ms(250);
+    assert_eq!(c.messages(cl).len(), 3);
+}
