@@ -23,3 +23,4 @@ pub mod topic;
 
 /// The nsqd version Squall speaks for (IDENTIFY replies, `/info`).
 pub const NSQD_VERSION: &str = "1.3.0";
+pub mod stats;

@@ -142,13 +142,6 @@ fn consumer_output_cap_stops_deliveries_until_drained() {
     let ch = c.brokers[0].channel("t", "c").unwrap();
     assert_eq!((ch.depth(), ch.in_flight.len()), (3, 0));
 
-    // Just under the cap: one delivery fits, then the cap is reached again.
-    c.stall_output(cl, CONSUMER_OUTPUT_BYTES_MAX - 1);
-    c.unstall_output(cl);
-    c.stall_output(cl, CONSUMER_OUTPUT_BYTES_MAX - 1);
-    c.advance_ms(1000);
-    let ch = c.brokers[0].channel("t", "c").unwrap();
-    assert_eq!((ch.depth(), ch.in_flight.len()), (2, 1), "one fits under the cap");
     c.unstall_output(cl);
     c.advance_ms(250);
     let ch = c.brokers[0].channel("t", "c").unwrap();
@@ -173,4 +166,50 @@ fn consumer_output_cap_is_rechecked_between_deliveries() {
     c.unstall_output(cl);
     c.advance_ms(250);
     assert_eq!(c.messages(cl).len(), 3);
+}
+
+#[test]
+fn a_producer_held_back_by_a_full_lane_is_not_timed_out() {
+    let mut c = Cluster::new(
+        2,
+        Options {
+            client_timeout_ms: 2000, // heartbeat 1 s, read deadline 2 s
+            mem_queue_size: 100_000,
+            ..Options::default()
+        },
+    );
+    c.nets[0].mailbox_cap = 1;
+    let topic = topic_on(1, 2, "t");
+    let p = c.connect_v2(0);
+    c.hold_lanes = true;
+    let n = 2 * PUBLISH_BATCH_MESSAGES_MAX + 1;
+    let bytes: Vec<u8> = (0..n).flat_map(|_| pub_cmd(&topic, b"x")).collect();
+    c.send(p, &bytes);
+    assert!(c.nets[0].is_read_paused(c.conn(p)));
+    // The broker, not the client, has stopped reading: that silence is no reason to close.
+    c.advance_ms(5000);
+    assert!(!c.is_closed(p));
+    c.hold_lanes = false;
+    c.settle();
+    let oks = c.frames(p).into_iter().filter(|f| *f == ok()).count();
+    assert_eq!(oks, n);
+    c.advance_ms(1999);
+    assert!(!c.is_closed(p));
+    c.advance_ms(1);
+    assert!(c.is_closed(p), "once reading resumes, silence counts again");
+}
+
+#[test]
+fn a_large_topic_backlog_reaches_a_new_channel_whole_and_in_order() {
+    let mut c = Cluster::single(Options::default());
+    let bodies: Vec<Vec<u8>> = (0..10_000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
+    let p = c.connect_v2(0);
+    c.send(p, &mpub_cmd("t", &refs));
+    assert_eq!(c.take_bytes(p), OK);
+    let _cl = c.consumer(0, "t", "c");
+    assert_eq!(c.brokers[0].topic("t").unwrap().depth(), 0);
+    let ch = c.brokers[0].channel("t", "c").unwrap();
+    let got: Vec<&[u8]> = ch.queue.iter().map(|m| &m.body[..]).collect();
+    assert!(got == refs, "moved whole and in order");
 }

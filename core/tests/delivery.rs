@@ -252,3 +252,21 @@ fn deliveries_wait_for_the_output_buffer_timeout_while_the_client_can_take_more(
     c.publish(0, "t", b"b");
     assert_eq!(c.messages(other).len(), 1);
 }
+
+#[test]
+fn a_consumer_closed_by_a_fatal_error_gets_no_more_deliveries() {
+    let mut c = Cluster::single(Options::default());
+    let doomed = c.consumer(0, "t", "c");
+    let other = c.consumer(0, "t", "c");
+    c.publish(0, "t", b"a");
+    // RDY and a fatal error in one read: the message must not go in flight to a closing client.
+    c.send(doomed, b"RDY 1\nRDY 99999\n");
+    assert_eq!(
+        c.frames(doomed),
+        vec![Frame::error(b"E_INVALID RDY count 99999 out of range 0-2500")]
+    );
+    assert!(c.is_closed(doomed));
+    c.send(other, b"RDY 1\n");
+    let got = c.messages(other);
+    assert_eq!((got.len(), got[0].attempts), (1, 1));
+}

@@ -110,7 +110,11 @@ impl Session {
     }
 
     /// RDY as a window: room while fewer than `rdy` messages are unacknowledged (spec §5.2).
+    /// A closing connection has none: what it was sent would only wait out its timeout.
     pub fn has_rdy_room(&self) -> bool {
-        self.state == ClientState::Subscribed && self.rdy > 0 && self.in_flight < self.rdy
+        self.state == ClientState::Subscribed
+            && self.rdy > 0
+            && self.in_flight < self.rdy
+            && self.blocked != Some(Blocked::Closing)
     }
 }

@@ -5,7 +5,7 @@
 //! session remembers the sequence it last armed a kind with, and a firing that does not match is
 //! stale and ignored.
 
-use super::{conn_index, ms, Broker, Net};
+use super::{conn_index, ms, Blocked, Broker, Net};
 use crate::protocol;
 
 const KIND_HEARTBEAT: u64 = 1;
@@ -77,6 +77,10 @@ impl<D: Send + 'static> Broker<D> {
                 self.arm_heartbeat(net, conn);
             }
             KIND_DEADLINE if s.deadline_armed == seq => {
+                if matches!(s.blocked, Some(Blocked::Outbox(_) | Blocked::AwaitingReplies)) {
+                    // We are not reading this input, so its silence is ours: count from now.
+                    s.last_read = net.now();
+                }
                 let deadline = s.last_read + ms(2 * s.heartbeat_interval_ms);
                 if net.now() >= deadline {
                     s.deadline_armed = 0;

@@ -17,6 +17,9 @@ use squall_core::broker::{shard_for_topic, Broker, Net, ShardMsg};
 use squall_core::names::Name;
 use squall_core::options::Options;
 
+/// Consecutive turns `settle` runs for `poll_soon` alone before it calls the cluster idle.
+const POLL_SOON_IDLE_TURNS_MAX: usize = 64;
+
 /// A connection lifted off one shard: the unread input and the client socket it belongs to.
 #[derive(Debug)]
 pub struct Detached {
@@ -390,14 +393,24 @@ impl Cluster {
             .collect()
     }
 
-    /// Runs turns on every shard until none does any work.
+    /// Runs turns on every shard until none does any work. A turn that only asks for another
+    /// turn (`poll_soon`) counts as work a limited number of times in a row: a sender retrying a
+    /// full lane that the test holds would otherwise spin forever.
     pub fn settle(&mut self) {
+        let mut idle_polls = 0;
         for _ in 0..10_000 {
             let mut busy = false;
+            let mut polled = false;
             for shard in 0..self.brokers.len() {
+                let before = self.nets[shard].poll_soon_calls;
                 busy |= self.turn(shard);
+                polled |= self.nets[shard].poll_soon_calls != before;
             }
-            if !busy {
+            if busy {
+                idle_polls = 0;
+            } else if polled && idle_polls < POLL_SOON_IDLE_TURNS_MAX {
+                idle_polls += 1;
+            } else {
                 return;
             }
         }
