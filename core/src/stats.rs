@@ -31,7 +31,10 @@ pub struct E2eLatency {
 
 impl E2eLatency {
     pub fn none() -> E2eLatency {
-        E2eLatency { count: 0, percentiles: None }
+        E2eLatency {
+            count: 0,
+            percentiles: None,
+        }
     }
 }
 

@@ -94,7 +94,7 @@ impl<D: Send + 'static> Broker<D> {
         true
     }
 
-    fn channel_key_or_create(&mut self, tkey: usize, name: Name) -> usize {
+    pub(super) fn channel_key_or_create(&mut self, tkey: usize, name: Name) -> usize {
         let topic = &self.topics[tkey];
         if let Some(&k) = topic.channels.iter().find(|&&k| self.channels[k].name == name) {
             return k;
@@ -213,7 +213,7 @@ impl<D: Send + 'static> Broker<D> {
         }
     }
 
-    fn delete_channel(&mut self, ch: usize) {
+    pub(super) fn delete_channel(&mut self, ch: usize) {
         let c = self.channels.remove(ch);
         self.scan_at.remove(&ch);
         let tkey = c.topic;

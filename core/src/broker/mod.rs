@@ -6,6 +6,7 @@
 //! (`shard_for_topic`); a publish for another shard's topic is forwarded and answered in command
 //! order; a consumer moves to its topic's shard when it subscribes.
 
+mod admin;
 mod consume;
 mod msg;
 mod net;
@@ -15,13 +16,16 @@ mod timers;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use slab::Slab;
 
 pub use consume::CONSUMER_OUTPUT_BYTES_MAX;
-pub use msg::{Migration, PubKind, PublishReply, PublishReq, ShardMsg};
+pub use msg::{
+    AdminError, AdminOp, Migration, Origin, PubKind, PublishReply, PublishReq, Request, Response, ShardMsg,
+};
 pub use net::{ConnRef, Net};
 pub use publish::PUBLISH_BATCH_MESSAGES_MAX;
 pub use session::{Blocked, Pending, Session};
@@ -50,7 +54,8 @@ struct Outbox<D> {
     /// Messages in `publishes`; producers stop when it reaches `PUBLISH_BATCH_MESSAGES_MAX`.
     publish_msgs: usize,
     replies: Vec<PublishReply>,
-    migrations: Vec<Box<Migration<D>>>,
+    /// Migrations, requests and responses, in the order they were queued.
+    others: std::collections::VecDeque<ShardMsg<D>>,
     /// Connections whose input waits for room in `publishes`.
     waiters: Vec<u64>,
 }
@@ -61,7 +66,7 @@ impl<D> Default for Outbox<D> {
             publishes: Vec::new(),
             publish_msgs: 0,
             replies: Vec::new(),
-            migrations: Vec::new(),
+            others: std::collections::VecDeque::new(),
             waiters: Vec::new(),
         }
     }
@@ -87,6 +92,10 @@ pub struct Broker<D> {
     /// Per channel slab key: the due time it is registered under in `scan`.
     scan_at: HashMap<usize, Instant>,
     outboxes: Vec<Outbox<D>>,
+    /// Answers for front-end requests asked on this shard (`take_responses`).
+    responses: Vec<(Origin, Response)>,
+    /// Stats requests still waiting for other shards' parts.
+    gathers: admin::Gathers,
     next_client_id: u64,
     timer_seq: u32,
     rng: u64,
@@ -118,6 +127,8 @@ impl<D: Send + 'static> Broker<D> {
             scan_timer: None,
             scan_at: HashMap::new(),
             outboxes: (0..shards).map(|_| Outbox::default()).collect(),
+            responses: Vec::new(),
+            gathers: HashMap::new(),
             next_client_id: 0,
             timer_seq: 0,
             rng: 0x2545_f491_4f6c_dd1d ^ (shard as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -189,14 +200,20 @@ impl<D: Send + 'static> Broker<D> {
 
     // ---- runtime callbacks ----
 
-    pub fn on_accept<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64) {
+    pub fn on_accept<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64, peer: Option<SocketAddr>) {
         if self.shutting_down {
             net.close(conn);
             return;
         }
         self.next_client_id += 1;
         let client_id = (self.next_client_id - 1) * self.shards as u64 + self.shard as u64 + 1;
-        let session = Session::new(conn, client_id, net.now(), &self.opts);
+        let mut session = Session::new(conn, client_id, net.now(), &self.opts);
+        if let Some(peer) = peer {
+            session.remote_address = peer.to_string();
+            // Before IDENTIFY, nsqd reports the remote host as the client's id and hostname.
+            session.client_name = peer.ip().to_string();
+            session.hostname = peer.ip().to_string();
+        }
         self.insert_session(session);
         self.on_input(net, conn);
     }
@@ -237,7 +254,9 @@ impl<D: Send + 'static> Broker<D> {
             topic,
             channel,
         });
-        self.outboxes[owner].migrations.push(migration);
+        self.outboxes[owner]
+            .others
+            .push_back(ShardMsg::Migrate(migration));
         self.flush_outboxes(net);
     }
 
@@ -250,6 +269,8 @@ impl<D: Send + 'static> Broker<D> {
                 }
             }
             ShardMsg::Migrate(m) => self.adopt(net, *m),
+            ShardMsg::Request(origin, req) => self.serve_remote(net, from, origin, *req),
+            ShardMsg::Response(origin, resp) => self.gather(origin, *resp),
         }
     }
 

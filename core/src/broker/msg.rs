@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::error::ProtocolError;
 use crate::names::Name;
+use crate::stats::{ShardStats, StatsFilter};
 
 use super::session::Session;
 
@@ -56,6 +57,72 @@ pub enum ShardMsg<D> {
     PublishReplies(Vec<PublishReply>),
     /// Dropped only with a stopping shard: the connection's fd closes with it.
     Migrate(Box<Migration<D>>),
+    /// A front-end request (HTTP, gRPC) for the topic's owner, or a stats request for every
+    /// shard. Dropped only with a stopping shard: the request is then never answered.
+    Request(Origin, Box<Request>),
+    /// The answer to a `Request`, for the shard the request came from.
+    Response(Origin, Box<Response>),
+}
+
+/// Who asked: a front-end connection on the asking shard, and its request number there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub conn: u64,
+    pub seq: u64,
+}
+
+/// What front ends other than the NSQ TCP protocol ask of the broker.
+#[derive(Debug)]
+pub enum Request {
+    Publish {
+        kind: PubKind,
+        topic: Name,
+        defer_ms: i64,
+        bodies: Vec<Bytes>,
+    },
+    Admin(AdminOp),
+    Stats(StatsFilter),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminOp {
+    CreateTopic(Name),
+    DeleteTopic(Name),
+    EmptyTopic(Name),
+    PauseTopic(Name, bool),
+    CreateChannel(Name, Name),
+    DeleteChannel(Name, Name),
+    EmptyChannel(Name, Name),
+    PauseChannel(Name, Name, bool),
+}
+
+impl AdminOp {
+    pub fn topic(&self) -> &Name {
+        match self {
+            AdminOp::CreateTopic(t)
+            | AdminOp::DeleteTopic(t)
+            | AdminOp::EmptyTopic(t)
+            | AdminOp::PauseTopic(t, _)
+            | AdminOp::CreateChannel(t, _)
+            | AdminOp::DeleteChannel(t, _)
+            | AdminOp::EmptyChannel(t, _)
+            | AdminOp::PauseChannel(t, _, _) => t,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminError {
+    TopicNotFound,
+    ChannelNotFound,
+}
+
+#[derive(Debug)]
+pub enum Response {
+    Published(Option<Box<ProtocolError>>),
+    Admin(Result<(), AdminError>),
+    /// One shard's part while gathering; the merged whole when handed to the front end.
+    Stats(ShardStats),
 }
 
 // Every lane slot holds one of these: keep it to a pointer and a Vec.

@@ -75,6 +75,7 @@ impl<D: Send + 'static> Broker<D> {
         let Some(session) = self.session_mut(conn) else {
             return false;
         };
+        session.count_publish(topic, bodies.len() as u64);
         let seq = session.next_seq;
         session.next_seq += 1;
         session.pending.push_back(Pending { seq, result: None });
@@ -355,9 +356,9 @@ impl<D: Send + 'static> Broker<D> {
                 }
             }
             let outbox = &mut self.outboxes[dst];
-            while let Some(m) = outbox.migrations.pop() {
-                if let Err(ShardMsg::Migrate(m)) = net.send(dst, ShardMsg::Migrate(m)) {
-                    self.outboxes[dst].migrations.push(m);
+            while let Some(m) = outbox.others.pop_front() {
+                if let Err(m) = net.send(dst, m) {
+                    self.outboxes[dst].others.push_front(m);
                     net.poll_soon();
                     break;
                 }

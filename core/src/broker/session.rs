@@ -35,6 +35,12 @@ pub enum Blocked {
 pub struct Session {
     pub conn: u64,
     pub client_id: u64,
+    /// `ip:port` of the peer, as `/stats` reports it.
+    pub remote_address: String,
+    /// Unix seconds at connect.
+    pub connect_ts: i64,
+    /// Messages published per topic, for `/stats` producers.
+    pub pub_counts: Vec<(Name, u64)>,
     pub magic_done: bool,
     pub state: ClientState,
     pub blocked: Option<Blocked>,
@@ -76,6 +82,12 @@ impl Session {
         Session {
             conn,
             client_id,
+            remote_address: String::new(),
+            connect_ts: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            pub_counts: Vec::new(),
             magic_done: false,
             state: ClientState::Init,
             blocked: None,
@@ -102,6 +114,13 @@ impl Session {
             heartbeat_armed: 0,
             deadline_armed: 0,
             flush_armed: 0,
+        }
+    }
+
+    pub fn count_publish(&mut self, topic: Name, messages: u64) {
+        match self.pub_counts.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, n)) => *n += messages,
+            None => self.pub_counts.push((topic, messages)),
         }
     }
 

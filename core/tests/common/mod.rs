@@ -286,7 +286,7 @@ impl Cluster {
         let socket = self.sockets.len();
         self.sockets.push(Socket::default());
         let id = self.nets[shard].insert(socket, BytesMut::new());
-        self.brokers[shard].on_accept(&mut self.nets[shard], id);
+        self.brokers[shard].on_accept(&mut self.nets[shard], id, None);
         self.settle();
         Client(socket)
     }
@@ -406,6 +406,13 @@ impl Cluster {
                 busy |= self.turn(shard);
                 polled |= self.nets[shard].poll_soon_calls != before;
             }
+            // A message sent in the last turn of the round wakes its receiver (as the runtime's
+            // doorbell does), even though the sender's turn did nothing else.
+            busy |= !self.hold_lanes
+                && self
+                    .nets
+                    .iter()
+                    .any(|n| n.mailboxes.iter().any(|m| !m.is_empty()));
             if busy {
                 idle_polls = 0;
             } else if polled && idle_polls < POLL_SOON_IDLE_TURNS_MAX {

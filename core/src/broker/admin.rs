@@ -1,0 +1,342 @@
+//! Requests from front ends other than the NSQ TCP protocol (nsqd's HTTP API, gRPC): publishes,
+//! topic and channel administration, and stats gathered from every shard.
+//!
+//! A front end on any shard calls `submit`; the request runs on the topic's owner shard (every
+//! shard for stats) and the answer comes back through `take_responses` on the asking shard.
+
+use std::collections::HashMap;
+
+use super::{shard_for_topic, Blocked, Broker, Net, Origin, Request, Response, ShardMsg};
+use super::{AdminError, AdminOp};
+use crate::names::Name;
+use crate::protocol::ClientState;
+use crate::stats::{ChannelStats, ClientStats, E2eLatency, PubCount, ShardStats, StatsFilter, TopicStats};
+
+/// Stats parts still expected for one request, and those already in.
+pub(super) struct Gather {
+    remaining: usize,
+    parts: Vec<ShardStats>,
+}
+
+pub(super) type Gathers = HashMap<Origin, Gather>;
+
+impl<D: Send + 'static> Broker<D> {
+    /// Runs `req` where it belongs; the answer appears in `take_responses` on this shard.
+    pub fn submit<N: Net<Detached = D>>(&mut self, net: &mut N, origin: Origin, req: Request) {
+        match req {
+            Request::Stats(filter) => {
+                let mine = self.stats_part(net, &filter);
+                self.gathers.insert(
+                    origin,
+                    Gather {
+                        remaining: self.shards - 1,
+                        parts: vec![mine],
+                    },
+                );
+                for dst in (0..self.shards).filter(|&s| s != self.shard) {
+                    let msg = ShardMsg::Request(origin, Box::new(Request::Stats(filter.clone())));
+                    self.outboxes[dst].others.push_back(msg);
+                }
+                self.finish_gather(origin);
+            }
+            req => {
+                let owner = match &req {
+                    Request::Publish { topic, .. } => shard_for_topic(topic, self.shards),
+                    Request::Admin(op) => shard_for_topic(op.topic(), self.shards),
+                    Request::Stats(_) => unreachable!("handled above"),
+                };
+                if owner == self.shard {
+                    let resp = self.serve(net, req);
+                    self.responses.push((origin, resp));
+                } else {
+                    self.outboxes[owner]
+                        .others
+                        .push_back(ShardMsg::Request(origin, Box::new(req)));
+                }
+            }
+        }
+    }
+
+    /// Answers for front-end requests that asked on this shard, in completion order.
+    pub fn take_responses(&mut self) -> Vec<(Origin, Response)> {
+        std::mem::take(&mut self.responses)
+    }
+
+    pub fn has_responses(&self) -> bool {
+        !self.responses.is_empty()
+    }
+
+    pub(super) fn serve_remote<N: Net<Detached = D>>(
+        &mut self,
+        net: &mut N,
+        from: usize,
+        origin: Origin,
+        req: Request,
+    ) {
+        let resp = match req {
+            Request::Stats(filter) => Response::Stats(self.stats_part(net, &filter)),
+            req => self.serve(net, req),
+        };
+        self.outboxes[from]
+            .others
+            .push_back(ShardMsg::Response(origin, Box::new(resp)));
+    }
+
+    pub(super) fn gather(&mut self, origin: Origin, resp: Response) {
+        match resp {
+            Response::Stats(part) => {
+                if let Some(g) = self.gathers.get_mut(&origin) {
+                    g.parts.push(part);
+                    g.remaining = g.remaining.saturating_sub(1);
+                }
+                self.finish_gather(origin);
+            }
+            other => self.responses.push((origin, other)),
+        }
+    }
+
+    fn finish_gather(&mut self, origin: Origin) {
+        if self.gathers.get(&origin).is_some_and(|g| g.remaining == 0) {
+            let g = self.gathers.remove(&origin).expect("checked");
+            let mut merged = ShardStats::default();
+            for part in g.parts {
+                merged.topics.extend(part.topics);
+                merged.producers.extend(part.producers);
+                merged.connections += part.connections;
+            }
+            merged.topics.sort_by(|a, b| a.topic_name.cmp(&b.topic_name));
+            self.responses.push((origin, Response::Stats(merged)));
+        }
+    }
+
+    /// Runs a publish or an admin operation on the owner shard.
+    fn serve<N: Net<Detached = D>>(&mut self, net: &mut N, req: Request) -> Response {
+        match req {
+            Request::Publish {
+                kind,
+                topic,
+                defer_ms,
+                bodies,
+            } => Response::Published(
+                self.apply_publish(net, kind, topic, defer_ms, bodies)
+                    .err()
+                    .map(Box::new),
+            ),
+            Request::Admin(op) => Response::Admin(self.apply_admin(net, op)),
+            Request::Stats(_) => unreachable!("stats are gathered, not served"),
+        }
+    }
+
+    pub fn apply_admin<N: Net<Detached = D>>(&mut self, net: &mut N, op: AdminOp) -> Result<(), AdminError> {
+        match op {
+            AdminOp::CreateTopic(t) => {
+                self.topic_key_or_create(t);
+                Ok(())
+            }
+            AdminOp::DeleteTopic(t) => {
+                let tkey = self.topic_key(&t)?;
+                for ch in self.topics[tkey].channels.clone() {
+                    self.delete_channel_closing_consumers(net, ch);
+                }
+                if let Some(&k) = self.topic_index.get(&t) {
+                    self.topics.remove(k);
+                    self.topic_index.remove(&t);
+                }
+                Ok(())
+            }
+            AdminOp::EmptyTopic(t) => {
+                let tkey = self.topic_key(&t)?;
+                self.topics[tkey].queue.clear();
+                Ok(())
+            }
+            AdminOp::PauseTopic(t, paused) => {
+                let tkey = self.topic_key(&t)?;
+                self.topics[tkey].paused = paused;
+                if !paused {
+                    self.schedule_drain(tkey);
+                }
+                Ok(())
+            }
+            AdminOp::CreateChannel(t, c) => {
+                let tkey = self.topic_key(&t)?;
+                self.channel_key_or_create(tkey, c);
+                Ok(())
+            }
+            AdminOp::DeleteChannel(t, c) => {
+                let ch = self.channel_key(&t, &c)?;
+                self.delete_channel_closing_consumers(net, ch);
+                Ok(())
+            }
+            AdminOp::EmptyChannel(t, c) => {
+                let ch = self.channel_key(&t, &c)?;
+                let channel = &mut self.channels[ch];
+                channel.queue.clear();
+                channel.deferred.clear();
+                channel.in_flight.drain().for_each(drop);
+                for conn in channel.consumers.clone() {
+                    if let Some(s) = self.session_mut(conn) {
+                        s.in_flight = 0;
+                    }
+                }
+                self.mark_dirty(ch);
+                Ok(())
+            }
+            AdminOp::PauseChannel(t, c, paused) => {
+                let ch = self.channel_key(&t, &c)?;
+                self.channels[ch].paused = paused;
+                if !paused {
+                    self.mark_dirty(ch);
+                    let topic = self.channels[ch].topic;
+                    self.schedule_drain(topic);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn topic_key(&self, t: &Name) -> Result<usize, AdminError> {
+        self.topic_index.get(t).copied().ok_or(AdminError::TopicNotFound)
+    }
+
+    fn channel_key(&self, t: &Name, c: &Name) -> Result<usize, AdminError> {
+        let tkey = self.topic_key(t)?;
+        self.topics[tkey]
+            .channels
+            .iter()
+            .copied()
+            .find(|&k| self.channels[k].name == *c)
+            .ok_or(AdminError::ChannelNotFound)
+    }
+
+    /// nsqd closes every consumer of a deleted channel; their in-flight messages go with it.
+    fn delete_channel_closing_consumers<N: Net<Detached = D>>(&mut self, net: &mut N, ch: usize) {
+        for conn in self.channels[ch].consumers.clone() {
+            if let Some(s) = self.session_mut(conn) {
+                // The session no longer points at the channel: its slab key may be reused.
+                s.channel = None;
+                s.blocked = Some(Blocked::Closing);
+            }
+            net.close(conn);
+        }
+        self.channels[ch].consumers.clear();
+        self.delete_channel(ch);
+    }
+
+    /// This shard's topics and producers, filtered as asked.
+    fn stats_part<N: Net<Detached = D>>(&self, _net: &N, filter: &StatsFilter) -> ShardStats {
+        let mut topics = Vec::new();
+        for (_, topic) in self.topics.iter() {
+            if filter.topic.as_deref().is_some_and(|t| t != topic.name.as_str()) {
+                continue;
+            }
+            let mut channels: Vec<ChannelStats> = Vec::new();
+            for &ch in &topic.channels {
+                let c = &self.channels[ch];
+                if filter.channel.as_deref().is_some_and(|n| n != c.name.as_str()) {
+                    continue;
+                }
+                let clients = filter.include_clients.then(|| {
+                    c.consumers
+                        .iter()
+                        .filter_map(|&conn| self.session(conn))
+                        .map(client_stats)
+                        .collect()
+                });
+                channels.push(ChannelStats {
+                    channel_name: c.name.to_string(),
+                    depth: c.depth() as i64,
+                    backend_depth: 0,
+                    in_flight_count: c.in_flight.len() as i64,
+                    deferred_count: c.deferred.len() as i64,
+                    message_count: c.message_count,
+                    requeue_count: c.requeue_count,
+                    timeout_count: c.timeout_count,
+                    client_count: c.consumers.len() as i64,
+                    clients,
+                    paused: c.paused,
+                    e2e_processing_latency: E2eLatency::none(),
+                });
+            }
+            if filter.channel.is_some() && channels.is_empty() {
+                continue;
+            }
+            channels.sort_by(|a, b| a.channel_name.cmp(&b.channel_name));
+            topics.push(TopicStats {
+                topic_name: topic.name.to_string(),
+                channels,
+                depth: topic.depth() as i64,
+                backend_depth: 0,
+                message_count: topic.message_count,
+                message_bytes: topic.message_bytes,
+                paused: topic.paused,
+                e2e_processing_latency: E2eLatency::none(),
+            });
+        }
+        let producers = if filter.include_clients {
+            self.sessions
+                .iter()
+                .flatten()
+                .filter(|s| !s.pub_counts.is_empty())
+                .map(|s| {
+                    let mut c = client_stats(s);
+                    // nsqd lists one entry only (its loop stops at the first match).
+                    c.pub_counts = s
+                        .pub_counts
+                        .iter()
+                        .filter(|(t, _)| filter.topic.as_deref().is_none_or(|f| f == t.as_str()))
+                        .take(1)
+                        .map(|(t, n)| PubCount {
+                            topic: t.to_string(),
+                            count: *n,
+                        })
+                        .collect();
+                    c
+                })
+                .filter(|c| filter.topic.is_none() || !c.pub_counts.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let connections = self.sessions.iter().flatten().count() as u64;
+        ShardStats {
+            topics,
+            producers,
+            connections,
+        }
+    }
+}
+
+fn client_stats(s: &super::Session) -> ClientStats {
+    ClientStats {
+        client_id: s.client_name.clone(),
+        hostname: s.hostname.clone(),
+        version: "V2".to_string(),
+        remote_address: s.remote_address.clone(),
+        state: s.state as i32,
+        ready_count: if s.state == ClientState::Subscribed {
+            s.rdy
+        } else {
+            0
+        },
+        in_flight_count: s.in_flight,
+        message_count: s.message_count,
+        finish_count: s.finish_count,
+        requeue_count: s.requeue_count,
+        connect_ts: s.connect_ts,
+        sample_rate: s.sample_rate,
+        deflate: false,
+        snappy: false,
+        user_agent: s.user_agent.clone(),
+        authed: false,
+        auth_identity: String::new(),
+        auth_identity_url: String::new(),
+        topology_zone: String::new(),
+        topology_region: String::new(),
+        pub_counts: Vec::new(),
+        tls: false,
+        tls_cipher_suite: String::new(),
+        tls_version: String::new(),
+        tls_negotiated_protocol: String::new(),
+        tls_negotiated_protocol_is_mutual: false,
+    }
+}
