@@ -17,16 +17,16 @@
 //! deflate are parsed and stored, but `Options` advertises none of them until they exist.
 //!
 //! # Layout
-//! - `config.rs`: [`DaemonConfig`], [`parse_args`], the Go-syntax rewrite, nsqd's validations.
+//! - `config.rs`: [`DaemonConfig`], [`parse_args`], nsqd's validations.
 //! - `config/flags.rs`: the clap flag definitions, one struct per help heading.
-//! - `config/go_values.rs`: Go's value parsers (bool, int, float, duration).
+//! - `config/goflag.rs`: the Go `flag` syntax → clap syntax rewrite, shared with the other tools.
+//! - `config/go_values.rs`: Go's value parsers (bool, int, float, duration), shared likewise.
 
 mod flags;
-mod go_values;
+pub mod go_values;
+pub mod goflag;
 
-use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches};
@@ -34,6 +34,7 @@ use squall_core::message::{default_node_id, SHARDS_MAX};
 use squall_core::options::Options;
 
 use flags::Cli;
+use goflag::normalize_go_args;
 pub use go_values::{parse_go_duration_ms, parse_go_duration_ns};
 
 /// What `squalld --version` prints.
@@ -181,88 +182,6 @@ where
         .map_err(|msg| cmd.error(ErrorKind::ValueValidation, msg))
 }
 
-// ---------------------------------------------------------------------------------------------
-// Go `flag` syntax → clap syntax
-// ---------------------------------------------------------------------------------------------
-
-/// How a known long flag consumes its value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum FlagKind {
-    /// `--name value` or `--name=value`.
-    Value,
-    /// Booleans (and `--tls-required`): only `--name` or `--name=value`.
-    OptionalValue,
-    /// `--help`.
-    NoValue,
-}
-
-/// Rewrites Go `flag` syntax into clap syntax: single-dash long flags get two dashes, a
-/// value-taking flag is joined to its value with `=` (so a value that starts with `-` stays a
-/// value, as in Go), a boolean never takes the next argument, and the first non-flag argument
-/// ends flag parsing (a `--` is put before it so clap sees only positionals from there).
-fn normalize_go_args(cmd: &clap::Command, argv: Vec<OsString>) -> Result<Vec<OsString>, clap::Error> {
-    let kinds: HashMap<&str, FlagKind> = cmd
-        .get_arguments()
-        .filter_map(|arg| {
-            let long = arg.get_long()?;
-            let kind = if arg.is_require_equals_set() {
-                FlagKind::OptionalValue
-            } else if arg.get_action().takes_values() {
-                FlagKind::Value
-            } else {
-                FlagKind::NoValue
-            };
-            Some((long, kind))
-        })
-        .collect();
-
-    let mut out = Vec::with_capacity(argv.len() + 1);
-    let mut rest = argv.into_iter();
-    if let Some(program) = rest.next() {
-        out.push(program);
-    }
-    while let Some(arg) = rest.next() {
-        let bytes = arg.as_bytes();
-        if bytes == b"--" {
-            out.push(arg);
-            out.extend(rest);
-            break;
-        }
-        if bytes.len() < 2 || bytes[0] != b'-' {
-            out.push(OsString::from("--"));
-            out.push(arg);
-            out.extend(rest);
-            break;
-        }
-        let body = if bytes[1] == b'-' {
-            &bytes[2..]
-        } else {
-            &bytes[1..]
-        };
-        if body.is_empty() || body[0] == b'-' || body[0] == b'=' {
-            let msg = format!("bad flag syntax: {}", arg.to_string_lossy());
-            return Err(cmd.clone().error(ErrorKind::UnknownArgument, msg));
-        }
-        let name_len = body.iter().position(|&b| b == b'=').unwrap_or(body.len());
-        let (name, has_value) = (&body[..name_len], name_len < body.len());
-        if name == b"h" || name == b"help" {
-            out.push(OsString::from("--help"));
-            continue;
-        }
-        let mut flag = b"--".to_vec();
-        flag.extend_from_slice(body);
-        let kind = std::str::from_utf8(name).ok().and_then(|n| kinds.get(n));
-        if kind == Some(&FlagKind::Value) && !has_value {
-            if let Some(value) = rest.next() {
-                flag.push(b'=');
-                flag.extend_from_slice(value.as_bytes());
-            }
-        }
-        out.push(OsString::from_vec(flag));
-    }
-    Ok(out)
-}
-
 impl Cli {
     /// Fills defaults that depend on the host and applies nsqd's startup validations in nsqd's
     /// order (spec §9.12). `--version` skips them, as nsqd prints its version first.
@@ -342,7 +261,8 @@ impl Cli {
             deflate: false,
             tls_enabled: false,
             auth_enabled: false,
-            ..Options::default()
+            e2e_percentiles: percentiles.clone(),
+            e2e_window_ms: e2e.e2e_processing_latency_window_time,
         };
         let non_empty = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect();
 
@@ -399,7 +319,7 @@ impl Cli {
 }
 
 /// The OS hostname, as Go's `os.Hostname` returns it on Linux (uname's nodename).
-fn os_hostname() -> String {
+pub fn os_hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes, which is the length passed.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

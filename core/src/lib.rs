@@ -23,4 +23,5 @@ pub mod topic;
 
 /// The nsqd version Squall speaks for (IDENTIFY replies, `/info`).
 pub const NSQD_VERSION: &str = "1.3.0";
+pub mod latency;
 pub mod stats;

@@ -28,6 +28,9 @@ pub struct Options {
     pub deflate: bool,
     pub tls_enabled: bool,
     pub auth_enabled: bool,
+    /// `--e2e-processing-latency-percentile`, sorted descending; empty disables the tracking.
+    pub e2e_percentiles: Vec<f64>,
+    pub e2e_window_ms: i64,
 }
 
 impl Default for Options {
@@ -53,6 +56,8 @@ impl Default for Options {
             deflate: false,
             tls_enabled: false,
             auth_enabled: false,
+            e2e_percentiles: Vec::new(),
+            e2e_window_ms: 10 * 60_000,
         }
     }
 }

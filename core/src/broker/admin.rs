@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use super::{shard_for_topic, Blocked, Broker, Net, Origin, Request, Response, ShardMsg};
 use super::{AdminError, AdminOp};
+use crate::latency::{e2e_stats, Histogram};
 use crate::names::Name;
 use crate::protocol::ClientState;
 use crate::stats::{ChannelStats, ClientStats, E2eLatency, PubCount, ShardStats, StatsFilter, TopicStats};
@@ -223,9 +224,23 @@ impl<D: Send + 'static> Broker<D> {
     }
 
     /// This shard's topics and producers, filtered as asked.
-    fn stats_part<N: Net<Detached = D>>(&self, _net: &N, filter: &StatsFilter) -> ShardStats {
+    fn stats_part<N: Net<Detached = D>>(&mut self, net: &N, filter: &StatsFilter) -> ShardStats {
+        let now = net.now();
+        let quantiles = self.opts.e2e_percentiles.clone();
         let mut topics = Vec::new();
+        let mut e2e: HashMap<usize, Histogram> = HashMap::new();
+        for (key, channel) in self.channels.iter_mut() {
+            if let Some(w) = channel.e2e.as_mut() {
+                w.merge_into(now, e2e.entry(key).or_default());
+            }
+        }
         for (_, topic) in self.topics.iter() {
+            let mut topic_e2e = Histogram::default();
+            for ch in &topic.channels {
+                if let Some(h) = e2e.get(ch) {
+                    topic_e2e.merge(h);
+                }
+            }
             if filter.topic.as_deref().is_some_and(|t| t != topic.name.as_str()) {
                 continue;
             }
@@ -254,7 +269,9 @@ impl<D: Send + 'static> Broker<D> {
                     client_count: c.consumers.len() as i64,
                     clients,
                     paused: c.paused,
-                    e2e_processing_latency: E2eLatency::none(),
+                    e2e_processing_latency: e2e
+                        .get(&ch)
+                        .map_or_else(E2eLatency::none, |h| e2e_stats(h, &quantiles)),
                 });
             }
             if filter.channel.is_some() && channels.is_empty() {
@@ -269,7 +286,12 @@ impl<D: Send + 'static> Broker<D> {
                 message_count: topic.message_count,
                 message_bytes: topic.message_bytes,
                 paused: topic.paused,
-                e2e_processing_latency: E2eLatency::none(),
+                // nsqd reports none for a topic without channels.
+                e2e_processing_latency: if topic.channels.is_empty() {
+                    E2eLatency::none()
+                } else {
+                    e2e_stats(&topic_e2e, &quantiles)
+                },
             });
         }
         let producers = if filter.include_clients {

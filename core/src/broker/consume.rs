@@ -99,7 +99,12 @@ impl<D: Send + 'static> Broker<D> {
         if let Some(&k) = topic.channels.iter().find(|&&k| self.channels[k].name == name) {
             return k;
         }
-        let k = self.channels.insert(Channel::new(name, tkey));
+        let mut channel = Channel::new(name, tkey);
+        if !self.opts.e2e_percentiles.is_empty() {
+            let window = super::ms(self.opts.e2e_window_ms);
+            channel.e2e = Some(Box::new(crate::latency::E2eWindow::new(window, Instant::now())));
+        }
+        let k = self.channels.insert(channel);
         self.topics[tkey].channels.push(k);
         self.schedule_drain(tkey);
         k
@@ -118,7 +123,13 @@ impl<D: Send + 'static> Broker<D> {
             return true;
         };
         match self.channels[ch].in_flight.remove_owned(&id, conn) {
-            Ok(_) => {
+            Ok(entry) => {
+                if let Some(e2e) = self.channels[ch].e2e.as_mut() {
+                    let now_ns = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as i64);
+                    e2e.record(net.now(), (now_ns - entry.msg.timestamp_ns).max(0) as u64);
+                }
                 if let Some(s) = self.session_mut(conn) {
                     s.in_flight -= 1;
                     s.finish_count += 1;

@@ -35,6 +35,8 @@ pub struct Channel {
     pub message_count: u64,
     pub requeue_count: u64,
     pub timeout_count: u64,
+    /// Publish-to-FIN latency, when `--e2e-processing-latency-percentile` is set.
+    pub e2e: Option<Box<crate::latency::E2eWindow>>,
 }
 
 impl Channel {
@@ -53,6 +55,7 @@ impl Channel {
             message_count: 0,
             requeue_count: 0,
             timeout_count: 0,
+            e2e: None,
         }
     }
 
