@@ -229,3 +229,26 @@ fn stats_gather_every_shard_sorted_with_clients_and_producers() {
         "{json}"
     );
 }
+
+#[test]
+fn e2e_latency_is_recorded_on_fin_when_configured() {
+    let opts = Options { e2e_percentiles: vec![1.0, 0.5], ..Options::default() };
+    let mut c = Cluster::single(opts);
+    let cons = c.consumer(0, "t", "ch");
+    c.publish(0, "t", b"x");
+    c.send(cons, b"RDY 1\n");
+    let m = c.messages(cons).remove(0);
+    c.send(cons, &fin_cmd(&m.id));
+    let s = stats(&mut c, 0, all());
+    let ch = &s.topics[0].channels[0].e2e_processing_latency;
+    assert_eq!(ch.count, 1);
+    let ps = ch.percentiles.as_ref().unwrap();
+    assert_eq!(ps.iter().map(|p| p.quantile).collect::<Vec<_>>(), vec![1.0, 0.5]);
+    assert!(ps[0].value > 0.0 && ps[0].value < 60e9, "{ps:?}");
+    assert_eq!(s.topics[0].e2e_processing_latency.count, 1);
+    // Without the flag, nsqd's shape: no count, null percentiles.
+    let mut plain = Cluster::single(Options::default());
+    plain.consumer(0, "t", "ch");
+    let s = stats(&mut plain, 0, all());
+    assert!(s.topics[0].channels[0].e2e_processing_latency.percentiles.is_none());
+}
