@@ -23,5 +23,7 @@ pub mod topic;
 
 /// The nsqd version Squall speaks for (IDENTIFY replies, `/info`).
 pub const NSQD_VERSION: &str = "1.3.0";
+pub mod backend;
 pub mod latency;
+pub mod spill;
 pub mod stats;

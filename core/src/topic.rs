@@ -3,10 +3,9 @@
 //! Messages wait in the topic only while it has no channel or is paused; otherwise a publish goes
 //! straight into every channel (nsqd's topic pump, without the goroutine hop).
 
-use std::collections::VecDeque;
-
 use crate::message::Message;
 use crate::names::Name;
+use crate::spill::SpillQueue;
 
 /// A message waiting in the topic, with the defer it was published with (the defer clock starts
 /// when it reaches the channels, as in nsqd).
@@ -21,7 +20,8 @@ pub struct Topic {
     pub name: Name,
     /// Slab keys of the channels, in creation order.
     pub channels: Vec<usize>,
-    pub queue: VecDeque<TopicEntry>,
+    /// Messages waiting while the topic has no channel or is paused: memory, then backend.
+    pub queue: SpillQueue<TopicEntry>,
     pub paused: bool,
     pub ephemeral: bool,
     /// Queued in the broker's list of topics to move into their channels this turn.
@@ -35,7 +35,7 @@ impl Topic {
         Topic {
             name,
             channels: Vec::new(),
-            queue: VecDeque::new(),
+            queue: SpillQueue::default(),
             paused: false,
             ephemeral: name.is_ephemeral(),
             draining: false,

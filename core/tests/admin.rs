@@ -232,7 +232,10 @@ fn stats_gather_every_shard_sorted_with_clients_and_producers() {
 
 #[test]
 fn e2e_latency_is_recorded_on_fin_when_configured() {
-    let opts = Options { e2e_percentiles: vec![1.0, 0.5], ..Options::default() };
+    let opts = Options {
+        e2e_percentiles: vec![1.0, 0.5],
+        ..Options::default()
+    };
     let mut c = Cluster::single(opts);
     let cons = c.consumer(0, "t", "ch");
     c.publish(0, "t", b"x");
@@ -250,5 +253,8 @@ fn e2e_latency_is_recorded_on_fin_when_configured() {
     let mut plain = Cluster::single(Options::default());
     plain.consumer(0, "t", "ch");
     let s = stats(&mut plain, 0, all());
-    assert!(s.topics[0].channels[0].e2e_processing_latency.percentiles.is_none());
+    assert!(s.topics[0].channels[0]
+        .e2e_processing_latency
+        .percentiles
+        .is_none());
 }

@@ -62,7 +62,7 @@ fn full_lane_pauses_the_producer_and_nothing_is_lost() {
     assert!(!c.nets[0].is_read_paused(conn));
     assert!(!c.is_closed(p));
     let t = c.brokers[1].topic(&topic).unwrap();
-    let got: Vec<Vec<u8>> = t.queue.iter().map(|e| e.msg.body.to_vec()).collect();
+    let got: Vec<Vec<u8>> = t.queue.memory.iter().map(|e| e.msg.body.to_vec()).collect();
     let want: Vec<Vec<u8>> = (0..total).map(body).collect();
     assert!(got == want, "every message arrives once, in order");
 }
@@ -81,7 +81,7 @@ fn full_memory_queue_refuses_publishes_and_mpub_is_all_or_nothing() {
         vec![
             ok(),
             ok(),
-            Frame::error(b"E_MPUB_FAILED MPUB failed topic memory queue full (disk queue not available)")
+            Frame::error(b"E_MPUB_FAILED MPUB failed topic memory queue full (no disk queue)")
         ]
     );
     assert!(c.is_closed(a));
@@ -93,7 +93,7 @@ fn full_memory_queue_refuses_publishes_and_mpub_is_all_or_nothing() {
         c.frames(b),
         vec![
             ok(),
-            Frame::error(b"E_PUB_FAILED PUB failed topic memory queue full (disk queue not available)")
+            Frame::error(b"E_PUB_FAILED PUB failed topic memory queue full (no disk queue)")
         ]
     );
     assert_eq!(c.brokers[0].topic("t").unwrap().depth(), 3);
@@ -108,7 +108,7 @@ fn full_memory_queue_refuses_publishes_and_mpub_is_all_or_nothing() {
         c.frames(d),
         vec![
             ok(),
-            Frame::error(b"E_PUB_FAILED PUB failed channel memory queue full (disk queue not available)")
+            Frame::error(b"E_PUB_FAILED PUB failed channel memory queue full (no disk queue)")
         ]
     );
     c.send(consumer, b"RDY 1\n");
@@ -210,6 +210,6 @@ fn a_large_topic_backlog_reaches_a_new_channel_whole_and_in_order() {
     let _cl = c.consumer(0, "t", "c");
     assert_eq!(c.brokers[0].topic("t").unwrap().depth(), 0);
     let ch = c.brokers[0].channel("t", "c").unwrap();
-    let got: Vec<&[u8]> = ch.queue.iter().map(|m| &m.body[..]).collect();
+    let got: Vec<&[u8]> = ch.queue.memory.iter().map(|m| &m.body[..]).collect();
     assert!(got == refs, "moved whole and in order");
 }

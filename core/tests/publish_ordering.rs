@@ -71,7 +71,7 @@ fn a_forwarded_failure_closes_after_the_oks_before_it() {
         vec![
             ok(),
             ok(),
-            Frame::error(b"E_PUB_FAILED PUB failed topic memory queue full (disk queue not available)")
+            Frame::error(b"E_PUB_FAILED PUB failed topic memory queue full (no disk queue)")
         ]
     );
     assert!(c.is_closed(p));
@@ -105,7 +105,7 @@ fn a_local_failure_waits_for_the_forwarded_answers_before_it() {
         c.frames(p),
         vec![
             ok(),
-            Frame::error(b"E_MPUB_FAILED MPUB failed topic memory queue full (disk queue not available)")
+            Frame::error(b"E_MPUB_FAILED MPUB failed topic memory queue full (no disk queue)")
         ]
     );
     assert!(c.is_closed(p));

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{shard_for_topic, Blocked, Broker, Net, Origin, Request, Response, ShardMsg};
+use super::{shard_for_topic, AckTo, Blocked, Broker, Net, Origin, Request, Response, ShardMsg};
 use super::{AdminError, AdminOp};
 use crate::latency::{e2e_stats, Histogram};
 use crate::names::Name;
@@ -47,8 +47,9 @@ impl<D: Send + 'static> Broker<D> {
                     Request::Stats(_) => unreachable!("handled above"),
                 };
                 if owner == self.shard {
-                    let resp = self.serve(net, req);
-                    self.responses.push((origin, resp));
+                    if let Some(resp) = self.serve(net, req, AckTo::Front(origin)) {
+                        self.responses.push((origin, resp));
+                    }
                 } else {
                     self.outboxes[owner]
                         .others
@@ -75,12 +76,14 @@ impl<D: Send + 'static> Broker<D> {
         req: Request,
     ) {
         let resp = match req {
-            Request::Stats(filter) => Response::Stats(self.stats_part(net, &filter)),
-            req => self.serve(net, req),
+            Request::Stats(filter) => Some(Response::Stats(self.stats_part(net, &filter))),
+            req => self.serve(net, req, AckTo::FrontRemote { from, origin }),
         };
-        self.outboxes[from]
-            .others
-            .push_back(ShardMsg::Response(origin, Box::new(resp)));
+        if let Some(resp) = resp {
+            self.outboxes[from]
+                .others
+                .push_back(ShardMsg::Response(origin, Box::new(resp)));
+        }
     }
 
     pub(super) fn gather(&mut self, origin: Origin, resp: Response) {
@@ -110,20 +113,24 @@ impl<D: Send + 'static> Broker<D> {
         }
     }
 
-    /// Runs a publish or an admin operation on the owner shard.
-    fn serve<N: Net<Detached = D>>(&mut self, net: &mut N, req: Request) -> Response {
+    /// Runs a publish or an admin operation on the owner shard. `None`: a durable publish is
+    /// answered through `ack` once its fsync completes.
+    fn serve<N: Net<Detached = D>>(&mut self, net: &mut N, req: Request, ack: AckTo) -> Option<Response> {
         match req {
             Request::Publish {
                 kind,
                 topic,
                 defer_ms,
                 bodies,
-            } => Response::Published(
-                self.apply_publish(net, kind, topic, defer_ms, bodies)
-                    .err()
-                    .map(Box::new),
-            ),
-            Request::Admin(op) => Response::Admin(self.apply_admin(net, op)),
+            } => match self.apply_publish(net, kind, topic, defer_ms, bodies) {
+                Ok(needs) if needs.is_empty() => Some(Response::Published(None)),
+                Ok(needs) => {
+                    self.ack_when_durable(ack, needs);
+                    None
+                }
+                Err(e) => Some(Response::Published(Some(Box::new(e)))),
+            },
+            Request::Admin(op) => Some(Response::Admin(self.apply_admin(net, op))),
             Request::Stats(_) => unreachable!("stats are gathered, not served"),
         }
     }
@@ -139,20 +146,23 @@ impl<D: Send + 'static> Broker<D> {
                 for ch in self.topics[tkey].channels.clone() {
                     self.delete_channel_closing_consumers(net, ch);
                 }
-                if let Some(&k) = self.topic_index.get(&t) {
-                    self.topics.remove(k);
-                    self.topic_index.remove(&t);
+                if let Some(k) = self.topic_index.remove(&t) {
+                    let topic = self.topics.remove(k);
+                    if let Some(b) = topic.queue.backend {
+                        b.delete();
+                    }
                 }
+                self.metadata_changed = true;
                 Ok(())
             }
             AdminOp::EmptyTopic(t) => {
                 let tkey = self.topic_key(&t)?;
-                self.topics[tkey].queue.clear();
-                Ok(())
+                self.topics[tkey].queue.clear().map_err(AdminError::Failed)
             }
             AdminOp::PauseTopic(t, paused) => {
                 let tkey = self.topic_key(&t)?;
                 self.topics[tkey].paused = paused;
+                self.metadata_changed = true;
                 if !paused {
                     self.schedule_drain(tkey);
                 }
@@ -171,7 +181,7 @@ impl<D: Send + 'static> Broker<D> {
             AdminOp::EmptyChannel(t, c) => {
                 let ch = self.channel_key(&t, &c)?;
                 let channel = &mut self.channels[ch];
-                channel.queue.clear();
+                let cleared = channel.queue.clear();
                 channel.deferred.clear();
                 channel.in_flight.drain().for_each(drop);
                 for conn in channel.consumers.clone() {
@@ -180,11 +190,12 @@ impl<D: Send + 'static> Broker<D> {
                     }
                 }
                 self.mark_dirty(ch);
-                Ok(())
+                cleared.map_err(AdminError::Failed)
             }
             AdminOp::PauseChannel(t, c, paused) => {
                 let ch = self.channel_key(&t, &c)?;
                 self.channels[ch].paused = paused;
+                self.metadata_changed = true;
                 if !paused {
                     self.mark_dirty(ch);
                     let topic = self.channels[ch].topic;

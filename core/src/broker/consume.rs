@@ -104,8 +104,14 @@ impl<D: Send + 'static> Broker<D> {
             let window = super::ms(self.opts.e2e_window_ms);
             channel.e2e = Some(Box::new(crate::latency::E2eWindow::new(window, Instant::now())));
         }
+        if !channel.ephemeral {
+            // go-diskqueue's name for a channel's queue.
+            let queue_name = format!("{}:{}", self.topics[tkey].name, name);
+            channel.queue.backend = self.open_backend(&queue_name);
+        }
         let k = self.channels.insert(channel);
         self.topics[tkey].channels.push(k);
+        self.metadata_changed = true;
         self.schedule_drain(tkey);
         k
     }
@@ -180,8 +186,7 @@ impl<D: Send + 'static> Broker<D> {
             self.channels[ch].deferred.push(msg, due);
             self.schedule_scan(net, ch, due);
         } else {
-            self.channels[ch].queue.push_back(msg);
-            self.mark_dirty(ch);
+            let _ = self.requeue_now(ch, msg, &mut Vec::new());
         }
     }
 
@@ -226,6 +231,10 @@ impl<D: Send + 'static> Broker<D> {
 
     pub(super) fn delete_channel(&mut self, ch: usize) {
         let c = self.channels.remove(ch);
+        self.metadata_changed = true;
+        if let Some(b) = c.queue.backend {
+            b.delete();
+        }
         self.scan_at.remove(&ch);
         let tkey = c.topic;
         let topic = &mut self.topics[tkey];
@@ -265,7 +274,7 @@ impl<D: Send + 'static> Broker<D> {
             let c = &mut self.channels[ch];
             let conn = c.consumers[slot];
             c.next_consumer = (slot + 1) % c.consumers.len();
-            let Some(mut msg) = c.queue.pop_front() else { break };
+            let Some(mut msg) = c.queue.pop(|m| m) else { break };
             let idx = super::conn_index(conn);
             let sample_rate = self.sessions[idx].as_ref().map_or(0, |s| s.sample_rate);
             if sample_rate > 0 && (self.random() % 100) as i32 > sample_rate {
@@ -359,19 +368,21 @@ impl<D: Send + 'static> Broker<D> {
         let Some(c) = self.channels.get_mut(ch) else {
             return;
         };
-        let mut moved = false;
+        let mut ready: Vec<Message> = Vec::new();
         let mut timed_out: Vec<u64> = Vec::new();
         while let Some(entry) = c.in_flight.pop_expired(now) {
             c.timeout_count += 1;
             timed_out.push(entry.client);
-            c.queue.push_back(entry.msg);
-            moved = true;
+            ready.push(entry.msg);
         }
         while let Some(msg) = c.deferred.pop_due(now) {
-            c.queue.push_back(msg);
-            moved = true;
+            ready.push(msg);
         }
         let next = c.next_deadline();
+        let moved = !ready.is_empty();
+        for msg in ready {
+            let _ = self.requeue_now(ch, msg, &mut Vec::new());
+        }
         for conn in timed_out {
             if let Some(s) = self.session_mut(conn) {
                 if s.channel == Some(ch) {

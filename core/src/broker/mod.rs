@@ -8,6 +8,7 @@
 
 mod admin;
 mod consume;
+mod durability;
 mod msg;
 mod net;
 mod publish;
@@ -23,6 +24,7 @@ use bytes::Buf;
 use slab::Slab;
 
 pub use consume::CONSUMER_OUTPUT_BYTES_MAX;
+pub use durability::{AckTo, QueueRef};
 pub use msg::{
     AdminError, AdminOp, Migration, Origin, PubKind, PublishReply, PublishReq, Request, Response, ShardMsg,
 };
@@ -96,6 +98,17 @@ pub struct Broker<D> {
     responses: Vec<(Origin, Response)>,
     /// Stats requests still waiting for other shards' parts.
     gathers: admin::Gathers,
+    /// Scratch buffer for encoding disk records.
+    scratch: Vec<u8>,
+    /// The last disk write error, until a later write succeeds (`/ping`, `/stats` health).
+    health_error: Option<String>,
+    /// `--sync-every=1`: publishes are answered once durable.
+    durable_acks: bool,
+    durability: durability::Durability,
+    /// Local TCP publishes made durable, to answer at the end of the turn.
+    durable_tcp_acks: Vec<(u64, u64, Option<Box<ProtocolError>>)>,
+    /// Topics or channels were created, deleted, paused or unpaused since `take_metadata`.
+    metadata_changed: bool,
     next_client_id: u64,
     timer_seq: u32,
     rng: u64,
@@ -129,6 +142,12 @@ impl<D: Send + 'static> Broker<D> {
             outboxes: (0..shards).map(|_| Outbox::default()).collect(),
             responses: Vec::new(),
             gathers: HashMap::new(),
+            scratch: Vec::new(),
+            health_error: None,
+            durable_acks: false,
+            durability: durability::Durability::default(),
+            durable_tcp_acks: Vec::new(),
+            metadata_changed: false,
             next_client_id: 0,
             timer_seq: 0,
             rng: 0x2545_f491_4f6c_dd1d ^ (shard as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -281,6 +300,8 @@ impl<D: Send + 'static> Broker<D> {
     pub fn on_turn_end<N: Net<Detached = D>>(&mut self, net: &mut N) {
         self.drain_topics(net);
         self.dispatch_dirty(net);
+        self.run_syncs(net);
+        self.answer_durable_tcp(net);
         self.flush_outboxes(net);
     }
 

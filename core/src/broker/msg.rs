@@ -111,10 +111,12 @@ impl AdminOp {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminError {
     TopicNotFound,
     ChannelNotFound,
+    /// Emptying a disk queue failed.
+    Failed(String),
 }
 
 #[derive(Debug)]

@@ -39,6 +39,8 @@ pub trait Net {
     /// Bounded: gives the message back when the lane to `to` is full.
     fn send(&mut self, to: usize, msg: ShardMsg<Self::Detached>) -> Result<(), ShardMsg<Self::Detached>>;
     fn timer_at(&mut self, at: Instant, token: u64);
+    /// fsyncs `fd` through the runtime; `Broker::on_fsync(token, ..)` follows.
+    fn fsync(&mut self, fd: std::os::fd::RawFd, token: u64);
     /// Do not sleep at the end of this turn: work is waiting for room in a mailbox.
     fn poll_soon(&mut self);
 }

@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use super::durability::{AckTo, QueueRef};
 use super::{
     ms, shard_for_topic, Blocked, Broker, Net, Pending, PubKind, PublishReply, PublishReq, ShardMsg,
 };
@@ -12,6 +13,7 @@ use crate::error::{ErrorCode, ProtocolError};
 use crate::message::Message;
 use crate::names::Name;
 use crate::protocol;
+use crate::spill::Put;
 use crate::topic::{Topic, TopicEntry};
 
 /// Messages one shard may hold for another before its producers stop being read. Bounds the
@@ -80,11 +82,14 @@ impl<D: Send + 'static> Broker<D> {
         session.next_seq += 1;
         session.pending.push_back(Pending { seq, result: None });
         if owner == self.shard {
-            let error = self
-                .apply_publish(net, kind, topic, defer_ms, bodies)
-                .err()
-                .map(Box::new);
-            self.complete_publish(net, conn, seq, error)
+            match self.apply_publish(net, kind, topic, defer_ms, bodies) {
+                Ok(needs) if needs.is_empty() => self.complete_publish(net, conn, seq, None),
+                Ok(needs) => {
+                    self.ack_when_durable(AckTo::Tcp { conn, seq }, needs);
+                    true
+                }
+                Err(e) => self.complete_publish(net, conn, seq, Some(Box::new(e))),
+            }
         } else {
             let outbox = &mut self.outboxes[owner];
             outbox.publish_msgs += bodies.len();
@@ -108,15 +113,19 @@ impl<D: Send + 'static> Broker<D> {
         reqs: Vec<PublishReq>,
     ) {
         for req in reqs {
-            let error = self
-                .apply_publish(net, req.kind, req.topic, req.defer_ms, req.bodies)
-                .err()
-                .map(Box::new);
-            self.outboxes[from].replies.push(PublishReply {
+            let ack = AckTo::Forwarded {
+                from,
                 conn: req.conn,
                 seq: req.seq,
-                error,
-            });
+            };
+            match self.apply_publish(net, req.kind, req.topic, req.defer_ms, req.bodies) {
+                Ok(needs) => self.ack_when_durable(ack, needs),
+                Err(e) => self.outboxes[from].replies.push(PublishReply {
+                    conn: req.conn,
+                    seq: req.seq,
+                    error: Some(Box::new(e)),
+                }),
+            }
         }
     }
 
@@ -128,16 +137,19 @@ impl<D: Send + 'static> Broker<D> {
         topic: Name,
         defer_ms: i64,
         bodies: Vec<Bytes>,
-    ) -> Result<(), ProtocolError> {
+    ) -> Result<Vec<(QueueRef, u64)>, ProtocolError> {
         let tkey = self.topic_key_or_create(topic);
+        let failed = |reason: &str| {
+            ProtocolError::new(kind.failed_code(), format!("{} failed {}", kind.verb(), reason))
+        };
         if let Err(reason) = self.check_room(tkey, bodies.len(), defer_ms) {
-            let desc = format!("{} failed {}", kind.verb(), reason);
-            return Err(ProtocolError::new(kind.failed_code(), desc));
+            return Err(failed(reason));
         }
         let timestamp_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
+        let mut needs = Vec::new();
         for body in bodies {
             let msg = Message {
                 id: self.ids.next_id(),
@@ -145,9 +157,13 @@ impl<D: Send + 'static> Broker<D> {
                 attempts: 0,
                 body,
             };
-            self.put_to_topic(net, tkey, msg, defer_ms);
+            self.put_to_topic(net, tkey, msg, defer_ms, &mut needs)
+                .map_err(|e| failed(&e))?;
         }
-        Ok(())
+        if !self.durable_acks {
+            needs.clear();
+        }
+        Ok(needs)
     }
 
     /// Until disk queues exist, a full memory queue refuses the publish rather than lose it.
@@ -162,12 +178,12 @@ impl<D: Send + 'static> Broker<D> {
                 .channels
                 .iter()
                 .map(|&c| &self.channels[c])
-                .any(|c| !c.ephemeral && c.queue.len() + n > cap);
+                .any(|c| !c.ephemeral && !c.queue.has_room(n, cap));
             if full {
-                return Err("channel memory queue full (disk queue not available)");
+                return Err("channel memory queue full (no disk queue)");
             }
-        } else if !topic.ephemeral && topic.queue.len() + n > cap {
-            return Err("topic memory queue full (disk queue not available)");
+        } else if !topic.ephemeral && !topic.queue.has_room(n, cap) {
+            return Err("topic memory queue full (no disk queue)");
         }
         Ok(())
     }
@@ -176,47 +192,82 @@ impl<D: Send + 'static> Broker<D> {
         if let Some(&k) = self.topic_index.get(&name) {
             return k;
         }
-        let k = self.topics.insert(Topic::new(name));
+        let mut topic = Topic::new(name);
+        if !topic.ephemeral {
+            topic.queue.backend = self.open_backend(name.as_str());
+        }
+        let k = self.topics.insert(topic);
         self.topic_index.insert(name, k);
+        self.metadata_changed = true;
         k
     }
 
-    /// Fans a message out to every channel, or keeps it in the topic while it has none or is
-    /// paused. Ephemeral queues drop what does not fit, as nsqd's ephemeral backends do.
+    /// Fans a message out to every channel, or keeps it in the topic while it has none, is
+    /// paused, or works off a backlog. Ephemeral queues drop what does not fit, as nsqd's
+    /// ephemeral backends do.
     pub(super) fn put_to_topic<N: Net<Detached = D>>(
         &mut self,
         net: &mut N,
         tkey: usize,
         msg: Message,
         defer_ms: i64,
-    ) {
+        needs: &mut Vec<(QueueRef, u64)>,
+    ) -> Result<(), String> {
         let cap = self.opts.mem_queue_size;
         let topic = &mut self.topics[tkey];
         topic.message_count += 1;
         topic.message_bytes += msg.body.len() as u64;
         if !topic.is_flowing() || !topic.queue.is_empty() {
             // Behind a backlog, a message waits its turn so the topic keeps its order.
-            if !(topic.ephemeral && topic.queue.len() >= cap) {
-                topic.queue.push_back(TopicEntry { msg, defer_ms });
-            }
+            let ephemeral = topic.ephemeral;
+            let entry = TopicEntry { msg, defer_ms };
+            let put = topic
+                .queue
+                .put(entry, cap, ephemeral, |e| &e.msg, &mut self.scratch);
             self.schedule_drain(tkey);
-            return;
+            return self.account_put(QueueRef::Topic(tkey), put, needs);
         }
         let channels = std::mem::take(&mut topic.channels);
         for &ch in &channels {
-            self.put_to_channel(net, ch, msg.clone(), defer_ms);
+            self.put_to_channel(net, ch, msg.clone(), defer_ms, needs);
         }
         self.topics[tkey].channels = channels;
+        Ok(())
     }
 
+    /// Books a put: a disk write joins the fsync pass (and, with durable acks, the publish's
+    /// needs); a failed disk write marks the node unhealthy until a later write succeeds.
+    pub(super) fn account_put(
+        &mut self,
+        q: QueueRef,
+        put: Put,
+        needs: &mut Vec<(QueueRef, u64)>,
+    ) -> Result<(), String> {
+        match put {
+            Put::Memory | Put::Dropped => Ok(()),
+            Put::Disk(pos) => {
+                self.health_error = None;
+                self.list_for_sync(q);
+                needs.push((q, pos));
+                Ok(())
+            }
+            Put::Failed(e) => {
+                self.health_error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// A copy into one channel. A disk failure here loses this channel's copy only (nsqd logs
+    /// it and carries on) and marks the node unhealthy.
     pub(super) fn put_to_channel<N: Net<Detached = D>>(
         &mut self,
         net: &mut N,
         ch: usize,
         msg: Message,
         defer_ms: i64,
+        needs: &mut Vec<(QueueRef, u64)>,
     ) {
-        let cap = self.opts.mem_queue_size;
         let c = &mut self.channels[ch];
         c.message_count += 1;
         if defer_ms > 0 {
@@ -225,11 +276,22 @@ impl<D: Send + 'static> Broker<D> {
             self.schedule_scan(net, ch, due);
             return;
         }
-        if c.ephemeral && c.queue.len() >= cap {
-            return;
-        }
-        c.queue.push_back(msg);
+        let _ = self.requeue_now(ch, msg, needs);
+    }
+
+    /// Puts a ready message into the channel's queue: memory, else disk.
+    pub(super) fn requeue_now(
+        &mut self,
+        ch: usize,
+        msg: Message,
+        needs: &mut Vec<(QueueRef, u64)>,
+    ) -> Result<(), String> {
+        let cap = self.opts.mem_queue_size;
+        let c = &mut self.channels[ch];
+        let ephemeral = c.ephemeral;
+        let put = c.queue.put(msg, cap, ephemeral, |m| m, &mut self.scratch);
         self.mark_dirty(ch);
+        self.account_put(QueueRef::Channel(ch), put, needs)
     }
 
     /// Queues the topic to move its backlog into its channels at the end of this turn.
@@ -261,16 +323,18 @@ impl<D: Send + 'static> Broker<D> {
                 let room = channels
                     .iter()
                     .map(|&c| &self.channels[c])
-                    .all(|c| c.ephemeral || c.queue.len() < cap);
+                    .all(|c| c.ephemeral || c.queue.has_room(1, cap));
                 if !room {
                     blocked = true;
                     break;
                 }
-                let Some(entry) = self.topics[tkey].queue.pop_front() else {
+                let Some(entry) = self.topics[tkey].queue.pop(|msg| TopicEntry { msg, defer_ms: 0 }) else {
                     break;
                 };
+                // Copies drained from a backlog were acknowledged when they reached the topic.
+                let mut needs = Vec::new();
                 for &ch in &channels {
-                    self.put_to_channel(net, ch, entry.msg.clone(), entry.defer_ms);
+                    self.put_to_channel(net, ch, entry.msg.clone(), entry.defer_ms, &mut needs);
                 }
             }
             if !blocked {
@@ -392,8 +456,8 @@ impl<D: Send + 'static> Broker<D> {
 }
 
 impl Topic {
-    /// Messages waiting in the topic itself.
+    /// Messages waiting in the topic itself (memory and disk).
     pub fn depth(&self) -> usize {
-        self.queue.len()
+        self.queue.depth() as usize
     }
 }

@@ -12,8 +12,10 @@ const KIND_HEARTBEAT: u64 = 1;
 const KIND_DEADLINE: u64 = 2;
 const KIND_FLUSH: u64 = 3;
 const KIND_SCAN: u64 = 4;
+const KIND_SYNC: u64 = 5;
 
 pub(super) const SCAN_TOKEN: u64 = KIND_SCAN << 60;
+pub(super) const SYNC_TOKEN: u64 = KIND_SYNC << 60;
 
 fn token(kind: u64, conn: u64, seq: u32) -> u64 {
     (kind << 60) | ((conn_index(conn) as u64 & 0x0fff_ffff) << 32) | seq as u64
@@ -60,6 +62,10 @@ impl<D: Send + 'static> Broker<D> {
         let kind = token >> 60;
         if kind == KIND_SCAN {
             self.run_scan(net);
+            return;
+        }
+        if kind == KIND_SYNC {
+            self.on_sync_timer(net);
             return;
         }
         let idx = ((token >> 32) & 0x0fff_ffff) as usize;

@@ -6,22 +6,20 @@
 mod deferred;
 mod in_flight;
 
-use std::collections::VecDeque;
-
 pub use deferred::Deferred;
 pub use in_flight::{InFlight, InFlightEntry, InFlightError};
 
 use crate::message::Message;
 use crate::names::Name;
+use crate::spill::SpillQueue;
 
 #[derive(Debug)]
 pub struct Channel {
     pub name: Name,
     /// Slab key of the owning topic.
     pub topic: usize,
-    /// Ready messages. Publishes stop at `--mem-queue-size`; requeues may pass it (they are
-    /// bounded by what is in flight).
-    pub queue: VecDeque<Message>,
+    /// Ready messages: `--mem-queue-size` in memory, the rest in the channel's backend.
+    pub queue: SpillQueue<Message>,
     pub in_flight: InFlight,
     pub deferred: Deferred,
     /// Connection handles of the subscribed consumers.
@@ -44,7 +42,7 @@ impl Channel {
         Channel {
             name,
             topic,
-            queue: VecDeque::new(),
+            queue: SpillQueue::default(),
             in_flight: InFlight::default(),
             deferred: Deferred::default(),
             consumers: Vec::new(),
@@ -59,9 +57,9 @@ impl Channel {
         }
     }
 
-    /// Memory depth, as nsqd reports `depth` without a disk queue.
+    /// Memory plus disk, as nsqd reports `depth`.
     pub fn depth(&self) -> usize {
-        self.queue.len()
+        self.queue.depth() as usize
     }
 
     /// The earliest instant at which a timeout or a deferred release is due.

@@ -85,6 +85,9 @@ pub struct FakeNet {
     pub resume_calls: usize,
     pub poll_soon_calls: usize,
     pub send_refusals: usize,
+    /// fsyncs asked for and not yet completed (`Cluster::turn` completes them unless held).
+    pub fsyncs: Vec<(std::os::fd::RawFd, u64)>,
+    pub hold_fsyncs: bool,
 }
 
 impl FakeNet {
@@ -105,6 +108,8 @@ impl FakeNet {
             resume_calls: 0,
             poll_soon_calls: 0,
             send_refusals: 0,
+            fsyncs: Vec::new(),
+            hold_fsyncs: false,
         }
     }
 
@@ -239,6 +244,9 @@ impl Net for FakeNet {
     }
     fn timer_at(&mut self, at: Instant, token: u64) {
         self.timers.push((at, token));
+    }
+    fn fsync(&mut self, fd: std::os::fd::RawFd, token: u64) {
+        self.fsyncs.push((fd, token));
     }
     fn poll_soon(&mut self) {
         self.poll_soon_calls += 1;
@@ -462,6 +470,12 @@ impl Cluster {
         let broker = &mut self.brokers[shard];
         let net = &mut self.nets[shard];
 
+        if !net.hold_fsyncs {
+            for (_, token) in std::mem::take(&mut net.fsyncs) {
+                busy = true;
+                broker.on_fsync(token, Ok(()));
+            }
+        }
         for (id, socket) in std::mem::take(&mut net.closed) {
             busy = true;
             self.sockets[socket].closed = true;
@@ -715,5 +729,108 @@ impl Cluster {
         let p = self.connect_v2(shard);
         self.send(p, &pub_cmd(topic, body));
         assert_eq!(self.frames(p), vec![ok()], "PUB {topic}");
+    }
+}
+
+// ---- an in-memory backend ----
+
+/// Records of one queue, shared with the test so it can look inside.
+#[derive(Default, Debug)]
+pub struct MemQueue {
+    pub records: std::collections::VecDeque<bytes::Bytes>,
+    pub written: u64,
+    pub durable: u64,
+    pub syncing_to: Option<u64>,
+    pub fail_puts: bool,
+    pub closed: bool,
+    pub deleted: bool,
+}
+
+pub type MemQueues = std::rc::Rc<
+    std::cell::RefCell<std::collections::BTreeMap<String, std::rc::Rc<std::cell::RefCell<MemQueue>>>>,
+>;
+
+pub struct MemBackend(std::rc::Rc<std::cell::RefCell<MemQueue>>);
+
+impl squall_core::backend::Backend for MemBackend {
+    fn put(&mut self, record: &[u8]) -> Result<(), String> {
+        let mut q = self.0.borrow_mut();
+        if q.fail_puts {
+            return Err("disk full".into());
+        }
+        q.records.push_back(bytes::Bytes::copy_from_slice(record));
+        q.written += 1;
+        Ok(())
+    }
+    fn next(&mut self) -> Option<bytes::Bytes> {
+        self.0.borrow_mut().records.pop_front()
+    }
+    fn depth(&self) -> u64 {
+        self.0.borrow().records.len() as u64
+    }
+    fn empty(&mut self) -> Result<(), String> {
+        self.0.borrow_mut().records.clear();
+        Ok(())
+    }
+    fn delete(self: Box<Self>) {
+        self.0.borrow_mut().deleted = true;
+    }
+    fn close(self: Box<Self>) -> Result<(), String> {
+        self.0.borrow_mut().closed = true;
+        Ok(())
+    }
+    fn sync_due(&self, _now: Instant) -> bool {
+        let q = self.0.borrow();
+        q.durable < q.written
+    }
+    fn begin_sync(&mut self) -> Option<(Vec<std::os::fd::RawFd>, u64)> {
+        let mut q = self.0.borrow_mut();
+        q.syncing_to = Some(q.written);
+        Some((vec![7], q.written))
+    }
+    fn finish_sync(&mut self, token: u64) {
+        let mut q = self.0.borrow_mut();
+        q.durable = q.durable.max(token);
+        q.syncing_to = None;
+    }
+    fn written(&self) -> u64 {
+        self.0.borrow().written
+    }
+    fn durable(&self) -> u64 {
+        self.0.borrow().durable
+    }
+}
+
+pub struct MemFactory {
+    pub queues: MemQueues,
+    pub durable_acks: bool,
+}
+
+impl squall_core::backend::BackendFactory for MemFactory {
+    fn open(&self, name: &str) -> Result<Box<dyn squall_core::backend::Backend>, String> {
+        let q = self
+            .queues
+            .borrow_mut()
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        Ok(Box::new(MemBackend(q)))
+    }
+    fn durable_acks(&self) -> bool {
+        self.durable_acks
+    }
+}
+
+impl Cluster {
+    /// Gives every shard in-memory backends; returns the queues by name.
+    pub fn with_mem_backends(&mut self, durable_acks: bool) -> MemQueues {
+        let queues: MemQueues = Default::default();
+        for b in &mut self.brokers {
+            b.set_backend_factory(Box::new(MemFactory {
+                queues: queues.clone(),
+                durable_acks,
+            }));
+        }
+        queues
     }
 }

@@ -1,0 +1,358 @@
+//! Disk backends for topics and channels: opening them, driving their fsyncs through the
+//! runtime, durable acknowledgements, and writing everything down at shutdown.
+//!
+//! Beyond nsqd: with `--sync-every=1` a publish is answered only once the fsync covering every
+//! disk write it caused has completed, so an acknowledged message survives `kill -9` and power
+//! loss. Concurrent publishes share one fsync per queue per loop turn (group commit).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{Broker, Net, Origin, PublishReply, Response};
+use crate::backend::{Backend, BackendFactory};
+use crate::message::Message;
+use crate::spill::SpillQueue;
+use crate::topic::TopicEntry;
+
+/// A topic's or a channel's queue, by slab key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueueRef {
+    Topic(usize),
+    Channel(usize),
+}
+
+/// Where a publish's `OK` goes once it is durable.
+#[derive(Clone, Copy, Debug)]
+pub enum AckTo {
+    Tcp {
+        conn: u64,
+        seq: u64,
+    },
+    Forwarded {
+        from: usize,
+        conn: u64,
+        seq: u64,
+    },
+    Front(Origin),
+    /// A front-end request that came from shard `from`.
+    FrontRemote {
+        from: usize,
+        origin: Origin,
+    },
+}
+
+#[derive(Debug)]
+pub(super) struct SyncWaiter {
+    needs: Vec<(QueueRef, u64)>,
+    ack: AckTo,
+}
+
+/// One queue's fsync round in flight.
+#[derive(Debug)]
+pub(super) struct SyncRound {
+    queue: QueueRef,
+    backend_token: u64,
+    remaining: usize,
+    failed: Option<String>,
+}
+
+/// Disk-related state of a broker.
+#[derive(Default)]
+pub(super) struct Durability {
+    pub factory: Option<Box<dyn BackendFactory>>,
+    pub sync_list: Vec<QueueRef>,
+    pub rounds: HashMap<u64, SyncRound>,
+    pub waiters: Vec<SyncWaiter>,
+    pub next_token: u64,
+    pub timer_armed: bool,
+}
+
+/// How often queues with unsynced writes are looked at again for `--sync-timeout`.
+const SYNC_RECHECK: Duration = Duration::from_millis(100);
+
+impl<D: Send + 'static> Broker<D> {
+    /// Gives the broker durable queues. Without a factory every queue is memory-only.
+    pub fn set_backend_factory(&mut self, factory: Box<dyn BackendFactory>) {
+        self.durable_acks = factory.durable_acks();
+        self.durability.factory = Some(factory);
+    }
+
+    /// Opens the backend of a non-ephemeral queue; failures are logged by the factory and the
+    /// queue stays memory-only (it then refuses what memory cannot hold).
+    pub(super) fn open_backend(&mut self, name: &str) -> Option<Box<dyn Backend>> {
+        self.durability.factory.as_ref()?.open(name).ok()
+    }
+
+    fn spill_of(&mut self, q: QueueRef) -> Option<(&mut Option<Box<dyn Backend>>, &mut bool, &mut bool)> {
+        match q {
+            QueueRef::Topic(k) => self.topics.get_mut(k).map(|t| {
+                let SpillQueue {
+                    backend,
+                    sync_listed,
+                    syncing,
+                    ..
+                } = &mut t.queue;
+                (backend, sync_listed, syncing)
+            }),
+            QueueRef::Channel(k) => self.channels.get_mut(k).map(|c| {
+                let SpillQueue {
+                    backend,
+                    sync_listed,
+                    syncing,
+                    ..
+                } = &mut c.queue;
+                (backend, sync_listed, syncing)
+            }),
+        }
+    }
+
+    pub(super) fn list_for_sync(&mut self, q: QueueRef) {
+        if let Some((_, listed, _)) = self.spill_of(q) {
+            if !*listed {
+                *listed = true;
+                self.durability.sync_list.push(q);
+            }
+        }
+    }
+
+    /// Answers the publish now if nothing it wrote needs an fsync, else once the fsyncs are done.
+    pub(super) fn ack_when_durable(&mut self, ack: AckTo, needs: Vec<(QueueRef, u64)>) {
+        self.durability.waiters.push(SyncWaiter { needs, ack });
+        self.release_waiters(None);
+    }
+
+    /// Starts fsync rounds for queues whose policy calls for one; once per turn.
+    pub(super) fn run_syncs<N: Net<Detached = D>>(&mut self, net: &mut N) {
+        if self.durability.sync_list.is_empty() {
+            return;
+        }
+        let now = net.now();
+        let mut keep = Vec::new();
+        for q in std::mem::take(&mut self.durability.sync_list) {
+            let token = self.durability.next_token + 1;
+            let Some((backend, listed, syncing)) = self.spill_of(q) else {
+                continue;
+            };
+            let Some(backend) = backend.as_mut() else {
+                *listed = false;
+                continue;
+            };
+            if *syncing || !backend.sync_due(now) {
+                keep.push(q);
+                continue;
+            }
+            let Some((fds, backend_token)) = backend.begin_sync() else {
+                *listed = false;
+                continue;
+            };
+            *listed = false;
+            *syncing = true;
+            self.durability.next_token = token;
+            self.durability.rounds.insert(
+                token,
+                SyncRound {
+                    queue: q,
+                    backend_token,
+                    remaining: fds.len(),
+                    failed: None,
+                },
+            );
+            if fds.is_empty() {
+                self.finish_round(token);
+            }
+            for fd in fds {
+                net.fsync(fd, token);
+            }
+        }
+        self.durability.sync_list.extend(keep);
+        if !self.durability.sync_list.is_empty() && !self.durability.timer_armed {
+            self.durability.timer_armed = true;
+            net.timer_at(now + SYNC_RECHECK, super::timers::SYNC_TOKEN);
+        }
+    }
+
+    pub(super) fn on_sync_timer<N: Net<Detached = D>>(&mut self, net: &mut N) {
+        self.durability.timer_armed = false;
+        self.run_syncs(net);
+    }
+
+    /// An fsync submitted by `run_syncs` completed.
+    pub fn on_fsync(&mut self, token: u64, result: Result<(), String>) {
+        let Some(round) = self.durability.rounds.get_mut(&token) else {
+            return;
+        };
+        round.remaining = round.remaining.saturating_sub(1);
+        if let Err(e) = result {
+            round.failed = Some(e);
+        }
+        if round.remaining == 0 {
+            self.finish_round(token);
+        }
+    }
+
+    fn finish_round(&mut self, token: u64) {
+        let Some(round) = self.durability.rounds.remove(&token) else {
+            return;
+        };
+        let failed = round.failed.clone();
+        if let Some((backend, _, syncing)) = self.spill_of(round.queue) {
+            *syncing = false;
+            if let (Some(b), None) = (backend.as_mut(), &failed) {
+                b.finish_sync(round.backend_token);
+            }
+        }
+        if let Some(e) = &failed {
+            self.health_error = Some(format!("fsync failed: {e}"));
+        }
+        self.release_waiters(failed.map(|e| (round.queue, e)));
+    }
+
+    /// Answers every publish whose writes are now durable; with `failed`, fails those waiting
+    /// on that queue.
+    fn release_waiters(&mut self, failed: Option<(QueueRef, String)>) {
+        let waiters = std::mem::take(&mut self.durability.waiters);
+        for w in waiters {
+            let broken = failed
+                .as_ref()
+                .filter(|(q, _)| w.needs.iter().any(|(n, _)| n == q));
+            let done = w.needs.iter().all(|&(q, pos)| match self.spill_of(q) {
+                // A deleted queue no longer holds the message: nothing left to wait for.
+                None => true,
+                Some((backend, _, _)) => backend.as_ref().is_none_or(|b| b.durable() >= pos),
+            });
+            if let Some((_, e)) = broken {
+                let err = crate::error::ProtocolError::new(
+                    crate::error::ErrorCode::PubFailed,
+                    format!("PUB failed fsync: {e}"),
+                );
+                self.ack(w.ack, Some(Box::new(err)));
+            } else if done {
+                self.ack(w.ack, None);
+            } else {
+                self.durability.waiters.push(w);
+            }
+        }
+    }
+
+    fn ack(&mut self, ack: AckTo, error: Option<Box<crate::error::ProtocolError>>) {
+        match ack {
+            AckTo::Tcp { conn, seq } => self.durable_tcp_acks.push((conn, seq, error)),
+            AckTo::Forwarded { from, conn, seq } => {
+                self.outboxes[from]
+                    .replies
+                    .push(PublishReply { conn, seq, error })
+            }
+            AckTo::Front(origin) => self.responses.push((origin, Response::Published(error))),
+            AckTo::FrontRemote { from, origin } => self.outboxes[from].others.push_back(
+                super::ShardMsg::Response(origin, Box::new(Response::Published(error))),
+            ),
+        }
+    }
+
+    /// Local TCP publishes made durable since the last call (answered by the caller with `Net`).
+    pub(super) fn answer_durable_tcp<N: Net<Detached = D>>(&mut self, net: &mut N) {
+        for (conn, seq, error) in std::mem::take(&mut self.durable_tcp_acks) {
+            self.complete_publish(net, conn, seq, error);
+        }
+    }
+
+    /// Shutdown: every message still in memory, in flight or deferred goes to its queue's
+    /// backend (nsqd's order: memory, in-flight, deferred; attempts kept, deferral dropped), and
+    /// every backend writes its final metadata.
+    pub fn persist_and_close(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut scratch = Vec::new();
+        for (_, c) in self.channels.iter_mut() {
+            let Some(mut backend) = c.queue.backend.take() else {
+                continue;
+            };
+            let mut msgs: Vec<Message> = c.queue.memory.drain(..).collect();
+            msgs.extend(c.in_flight.drain().map(|e| e.msg));
+            msgs.extend(c.deferred.iter().map(|(m, _)| m.clone()));
+            c.deferred.clear();
+            for m in msgs {
+                crate::backend::encode_record(&m, &mut scratch);
+                if let Err(e) = backend.put(&scratch) {
+                    errors.push(format!("{}: {e}", c.name));
+                }
+            }
+            if let Err(e) = backend.close() {
+                errors.push(format!("{}: {e}", c.name));
+            }
+        }
+        for (_, t) in self.topics.iter_mut() {
+            let Some(mut backend) = t.queue.backend.take() else {
+                continue;
+            };
+            for TopicEntry { msg, .. } in t.queue.memory.drain(..) {
+                crate::backend::encode_record(&msg, &mut scratch);
+                if let Err(e) = backend.put(&scratch) {
+                    errors.push(format!("{}: {e}", t.name));
+                }
+            }
+            if let Err(e) = backend.close() {
+                errors.push(format!("{}: {e}", t.name));
+            }
+        }
+        errors
+    }
+}
+
+/// A topic as `nsqd.dat` records it (ephemeral topics and channels are left out).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicMeta {
+    pub name: crate::names::Name,
+    pub paused: bool,
+    pub channels: Vec<(crate::names::Name, bool)>,
+}
+
+impl<D: Send + 'static> Broker<D> {
+    /// This shard's topics for `nsqd.dat`, if anything changed since the last call.
+    pub fn take_metadata(&mut self) -> Option<Vec<TopicMeta>> {
+        if !std::mem::take(&mut self.metadata_changed) {
+            return None;
+        }
+        let mut topics: Vec<TopicMeta> = self
+            .topics
+            .iter()
+            .filter(|(_, t)| !t.ephemeral)
+            .map(|(_, t)| TopicMeta {
+                name: t.name,
+                paused: t.paused,
+                channels: t
+                    .channels
+                    .iter()
+                    .map(|&c| &self.channels[c])
+                    .filter(|c| !c.ephemeral)
+                    .map(|c| (c.name, c.paused))
+                    .collect(),
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(topics)
+    }
+
+    /// Recreates topics and channels from `nsqd.dat` at start (before any connection), which
+    /// reopens their disk queues so what they hold is delivered again.
+    pub fn preload(&mut self, topics: &[TopicMeta]) {
+        let (shard, shards) = (self.shard, self.shards);
+        for t in topics
+            .iter()
+            .filter(|t| super::shard_for_topic(&t.name, shards) == shard)
+        {
+            let tkey = self.topic_key_or_create(t.name);
+            self.topics[tkey].paused = t.paused;
+            for &(c, paused) in &t.channels {
+                let ch = self.channel_key_or_create(tkey, c);
+                self.channels[ch].paused = paused;
+            }
+            self.schedule_drain(tkey);
+        }
+        self.metadata_changed = true;
+    }
+
+    /// The last disk write error, if the node is unhealthy.
+    pub fn health_error(&self) -> Option<&str> {
+        self.health_error.as_deref()
+    }
+}

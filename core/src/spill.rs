@@ -1,0 +1,130 @@
+//! A memory queue that spills into a backend: the queue of every topic and channel.
+//!
+//! Messages go to memory while it has room and nothing is on disk; once anything is on disk,
+//! every new message follows it there until the disk side is read empty. So memory always holds
+//! the oldest messages and the order is kept (nsqd picks memory or disk at random when both hold
+//! messages).
+
+use std::collections::VecDeque;
+
+use crate::backend::{decode_record, encode_record, Backend};
+use crate::message::Message;
+
+/// Where a put went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Put {
+    Memory,
+    /// Written to the backend; the position is the backend's `written()` after the put.
+    Disk(u64),
+    /// An ephemeral queue without room: dropped, as nsqd's ephemeral backends drop.
+    Dropped,
+    /// The backend refused it (disk full, I/O error).
+    Failed(String),
+}
+
+/// Memory first, then a backend.
+pub struct SpillQueue<T> {
+    pub memory: VecDeque<T>,
+    pub backend: Option<Box<dyn Backend>>,
+    /// Queued for the broker's fsync pass.
+    pub sync_listed: bool,
+    /// An fsync round is in flight.
+    pub syncing: bool,
+}
+
+impl<T> std::fmt::Debug for SpillQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SpillQueue(memory {}, disk {})",
+            self.memory.len(),
+            self.backend_depth()
+        )
+    }
+}
+
+impl<T> Default for SpillQueue<T> {
+    fn default() -> Self {
+        SpillQueue {
+            memory: VecDeque::new(),
+            backend: None,
+            sync_listed: false,
+            syncing: false,
+        }
+    }
+}
+
+impl<T> SpillQueue<T> {
+    pub fn backend_depth(&self) -> u64 {
+        self.backend.as_ref().map_or(0, |b| b.depth())
+    }
+
+    pub fn depth(&self) -> u64 {
+        self.memory.len() as u64 + self.backend_depth()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_empty() && self.backend_depth() == 0
+    }
+
+    /// Whether `n` more messages fit without a backend (only matters when there is none).
+    pub fn has_room(&self, n: usize, cap: usize) -> bool {
+        self.backend.is_some() || self.memory.len() + n <= cap
+    }
+
+    /// Puts `item`, spilling to the backend when memory is full or already spilled.
+    /// `to_msg` gives the message to encode when it goes to disk.
+    pub fn put(
+        &mut self,
+        item: T,
+        cap: usize,
+        ephemeral: bool,
+        to_msg: impl Fn(&T) -> &Message,
+        scratch: &mut Vec<u8>,
+    ) -> Put {
+        let spilled = self.backend_depth() > 0;
+        if !spilled && self.memory.len() < cap {
+            self.memory.push_back(item);
+            return Put::Memory;
+        }
+        match self.backend.as_mut() {
+            Some(b) => {
+                encode_record(to_msg(&item), scratch);
+                match b.put(scratch) {
+                    Ok(()) => Put::Disk(b.written()),
+                    Err(e) => Put::Failed(e),
+                }
+            }
+            None if ephemeral => Put::Dropped,
+            None => {
+                // No backend (a node without durable queues): the caller checked the room.
+                self.memory.push_back(item);
+                Put::Memory
+            }
+        }
+    }
+
+    /// The oldest message: memory first (it is always older), then the backend.
+    pub fn pop(&mut self, from_msg: impl Fn(Message) -> T) -> Option<T> {
+        if let Some(item) = self.memory.pop_front() {
+            return Some(item);
+        }
+        let b = self.backend.as_mut()?;
+        while let Some(record) = b.next() {
+            // A record too short for a header is skipped (the backend already checked its CRC).
+            if let Some(msg) = decode_record(record) {
+                return Some(from_msg(msg));
+            }
+        }
+        None
+    }
+
+    /// Drops everything queued (memory and disk).
+    pub fn clear(&mut self) -> Result<(), String> {
+        self.memory.clear();
+        match self.backend.as_mut() {
+            Some(b) => b.empty(),
+            None => Ok(()),
+        }
+    }
+}
