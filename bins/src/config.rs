@@ -263,6 +263,7 @@ impl Cli {
             auth_enabled: false,
             e2e_percentiles: percentiles.clone(),
             e2e_window_ms: e2e.e2e_processing_latency_window_time,
+            ..Options::default()
         };
         let non_empty = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect();
 

@@ -85,6 +85,9 @@ impl Net for IoNet<'_> {
     fn timer_at(&mut self, at: Instant, token: u64) {
         self.io.timer_at(at, token)
     }
+    fn fsync(&mut self, fd: std::os::fd::RawFd, token: u64) {
+        self.io.fsync(fd, token)
+    }
     fn poll_soon(&mut self) {
         self.io.poll_soon()
     }
@@ -93,8 +96,8 @@ impl Net for IoNet<'_> {
 impl Engine for NsqEngine {
     type Msg = Msg;
 
-    fn on_accept(&mut self, io: &mut Io<Msg>, c: ConnId, _listener: usize, _peer: Option<SocketAddr>) {
-        self.with(io, |b, n| b.on_accept(n, c.to_u64()))
+    fn on_accept(&mut self, io: &mut Io<Msg>, c: ConnId, _listener: usize, peer: Option<SocketAddr>) {
+        self.with(io, |b, n| b.on_accept(n, c.to_u64(), peer))
     }
     fn on_input(&mut self, io: &mut Io<Msg>, c: ConnId) {
         self.with(io, |b, n| b.on_input(n, c.to_u64()))
@@ -113,6 +116,9 @@ impl Engine for NsqEngine {
     }
     fn on_timer(&mut self, io: &mut Io<Msg>, token: u64) {
         self.with(io, |b, n| b.on_timer(n, token))
+    }
+    fn on_fsync(&mut self, _io: &mut Io<Msg>, token: u64, result: std::io::Result<()>) {
+        self.broker.on_fsync(token, result.map_err(|e| e.to_string()));
     }
     fn on_turn_end(&mut self, io: &mut Io<Msg>) {
         self.with(io, |b, n| b.on_turn_end(n))

@@ -4,9 +4,13 @@
 //! - `config`: nsqd's command line (Go `flag` syntax) → `DaemonConfig`.
 //! - `engine`: the NSQ engine the uring-net runtime drives (forwards to `squall_core::broker`).
 //! - `bin/squalld.rs`: the nsqd drop-in: flags, logging, signals.
+//! - `to_file`: the nsq_to_file drop-in (a blocking NSQ consumer writing topics to files);
+//!   `bin/squall-to-file.rs` is its thin entry point.
 
 pub mod config;
 mod engine;
+pub mod metadata;
+pub mod to_file;
 
 use std::io;
 use std::net::SocketAddr;

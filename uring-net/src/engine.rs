@@ -4,6 +4,7 @@
 //! meaning. Callbacks are never run while completions are being reaped: the loop reaps first,
 //! then calls the engine, then flushes what the engine queued.
 
+use std::io;
 use std::net::SocketAddr;
 
 use crate::{ConnId, Detached, Io, ShardId};
@@ -38,10 +39,17 @@ pub trait Engine: 'static {
     /// A timer set with `Io::timer_at` fired.
     fn on_timer(&mut self, io: &mut Io<Self::Msg>, token: u64);
 
+    /// An fsync asked for with `Io::fsync(fd, token)` finished: `Ok(())` once the kernel reports
+    /// the file durable, else its error (`EBADF` for a bad fd, `EIO`, ...). Runs exactly once per
+    /// `Io::fsync` call, in the callback phase of the turn that reaped it, after `on_drained` and
+    /// before `on_message`; `fd` may be closed from here on.
+    fn on_fsync(&mut self, _io: &mut Io<Self::Msg>, _token: u64, _result: io::Result<()>) {}
+
     /// Once per loop turn, after every callback of the turn and before output is flushed.
     fn on_turn_end(&mut self, _io: &mut Io<Self::Msg>) {}
 
     /// Shutdown was requested: listeners are closed. The engine writes its last frames and closes
-    /// its connections; the shard exits once no connection is left (or the drain deadline passes).
+    /// its connections; the shard exits once no connection and no fsync is left (or the drain
+    /// deadline passes).
     fn on_shutdown(&mut self, io: &mut Io<Self::Msg>);
 }

@@ -5,7 +5,7 @@
 //! (see `shard`) turn that state into kernel operations.
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use crate::connection::{Connection, Lifecycle};
 use crate::listener::Listener;
 use crate::mailbox::{Doorbells, Lanes};
 use crate::ring::buffers::BufRing;
-use crate::ring::op::{OpKind, OpTag};
+use crate::ring::op::{FsyncState, OpKind, OpTag, PendingFsync};
 use crate::ring::{Ring, RingFlags};
 use crate::timer::TimerWheel;
 use crate::{ConnId, Detached, ShardId};
@@ -31,6 +31,8 @@ pub(crate) struct Events {
     pub detached: Vec<(ConnId, Detached)>,
     pub input: Vec<ConnId>,
     pub drained: Vec<ConnId>,
+    /// Finished fsyncs: the engine's token and the result.
+    pub fsynced: Vec<(u64, std::io::Result<()>)>,
 }
 
 impl Events {
@@ -40,6 +42,7 @@ impl Events {
             && self.detached.is_empty()
             && self.input.is_empty()
             && self.drained.is_empty()
+            && self.fsynced.is_empty()
     }
 }
 
@@ -56,6 +59,13 @@ pub struct Io<M> {
     /// Slab indexes whose state changed this turn; the flush phase looks at each once.
     pub(crate) dirty: Vec<usize>,
     pub(crate) timers: TimerWheel,
+    /// Engine fsyncs asked for and not yet reaped (queued or in the kernel). Grows only with
+    /// what the engine asks for: the engine bounds it.
+    pub(crate) fsyncs: Slab<PendingFsync>,
+    /// Slots of `fsyncs` still `Queued`: the flush phase submits them.
+    pub(crate) fsync_queue: Vec<usize>,
+    /// Fsyncs asked for whose `on_fsync` has not run yet.
+    pub(crate) fsyncs_pending: usize,
     pub(crate) lanes: Arc<Lanes<M>>,
     pub(crate) bells: Arc<Doorbells>,
     /// Shards we pushed a message to this turn (wake phase), and its dedup flags.
@@ -196,6 +206,35 @@ impl<M: Send + 'static> Io<M> {
         self.timers.insert(at, token);
     }
 
+    /// Fsyncs `fd` through the shard's ring (`IORING_OP_FSYNC`, a full fsync, not datasync); the
+    /// loop never blocks on it. The SQE is queued in the flush phase of this turn and submitted
+    /// with the next; `on_fsync(token, result)` follows, exactly once, in the callback phase of
+    /// the turn that reaps it. `result` is the kernel's: `Err` for a bad fd (`EBADF`), an I/O
+    /// error (`EIO`), and so on.
+    ///
+    /// The engine owns `fd` and must keep it open until `on_fsync` for this call has run (a fd
+    /// closed earlier may be reused by another file, which would be synced instead). Many fsyncs
+    /// may be in flight at once and nothing bounds them but the engine: each one holds a slot in
+    /// the shard and a kernel worker while it runs, so keep at most a few in flight (for
+    /// instance one per queue file, with a dirty flag for writes made meanwhile).
+    ///
+    /// After shutdown the shard waits for fsyncs in flight as it waits for connections (until
+    /// the drain deadline, plus the forced-close grace); an fsync cannot be cancelled, so one
+    /// still running when the shard exits is abandoned: its `on_fsync` never runs.
+    pub fn fsync(&mut self, fd: RawFd, token: u64) {
+        let slot = self.fsyncs.insert(PendingFsync {
+            token,
+            state: FsyncState::Queued(fd),
+        });
+        self.fsync_queue.push(slot);
+        self.fsyncs_pending += 1;
+    }
+
+    /// Fsyncs asked for with [`Io::fsync`] whose `on_fsync` has not run yet.
+    pub fn fsyncs_in_flight(&self) -> usize {
+        self.fsyncs_pending
+    }
+
     /// Do not sleep at the end of this turn (retry work pending).
     pub fn poll_soon(&mut self) {
         self.poll_soon = true;
@@ -315,6 +354,9 @@ impl<M> IoParts<M> {
             events: Default::default(),
             dirty: Vec::new(),
             timers: TimerWheel::new(now),
+            fsyncs: Slab::new(),
+            fsync_queue: Vec::new(),
+            fsyncs_pending: 0,
             lanes: self.lanes,
             bells: self.bells,
             wake_list: Vec::new(),

@@ -9,7 +9,9 @@
 //! only through bounded mailbox lanes, and a connection can move between shards
 //! ([`Io::detach`] / [`Io::attach`]). Every shard accepts on its own `SO_REUSEPORT` socket for
 //! each listener, with multishot accept; sockets are read with multishot recv into the shard's
-//! provided buffers and written with one coalesced writev per connection per turn.
+//! provided buffers and written with one coalesced writev per connection per turn. Engines
+//! fsync their files through the same ring ([`Io::fsync`], reported by
+//! [`Engine::on_fsync`]), so durability never blocks a shard loop.
 //!
 //! # Loop phases
 //!
@@ -27,7 +29,8 @@
 //!   6.17+), so input passes the limit by less than one 16 KiB completion (on older kernels the
 //!   recv is cancelled instead, and input may pass it by what one reap delivered); one turn drains at most `MAILBOX_DRAIN_PER_LANE_MAX` messages per lane and
 //!   `TIMERS_PER_TURN_MAX` timers, leaving the rest for the next turn. Output is bounded by the
-//!   engine, which sees [`Io::pending_output`].
+//!   engine, which sees [`Io::pending_output`]; so are fsyncs in flight, which the engine sees
+//!   as [`Io::fsyncs_in_flight`] (keep a few, e.g. one per file).
 //! - **A buffer the kernel may still write into (or read from) is never freed.** Receive
 //!   buffers belong to the provided-buffer ring and are freed only after it is unregistered with
 //!   no recv in the kernel; a send's iovecs and segments stay in a heap box owned by the
@@ -35,6 +38,11 @@
 //!   At exit, whatever did not complete after cancellation is leaked, not freed.
 //! - **Wake only when asleep.** A shard is woken (eventfd) by a sender only if it announced
 //!   sleep; see [`mailbox`](crate::mailbox) for the ordering argument.
+//! - **The loop makes no blocking syscall.** File durability too goes through the ring
+//!   (`IORING_OP_FSYNC`); the engine keeps the fd open until its `on_fsync`. A shutting-down
+//!   shard waits for fsyncs in flight like it waits for connections (up to the drain deadline
+//!   plus the forced-close grace); fsync cannot be cancelled, so one still running at exit is
+//!   abandoned without an `on_fsync`.
 //! - **A peer never crashes a shard.** Socket errors (ECONNRESET, EPIPE, EMFILE on accept) are
 //!   values that close one connection or delay one accept.
 //!
@@ -45,8 +53,8 @@
 //! - `runtime.rs` — [`Runtime`], [`RuntimeConfig`], [`RuntimeHandle`]: start, pin, shut down.
 //! - `shard/` — the loop and its phases (`mod.rs`), reaping (`reap.rs`), flushing (`flush.rs`),
 //!   exit (`teardown.rs`).
-//! - `ring/` — the io_uring wrapper (`mod.rs`), op tags and lifecycles (`op.rs`), the
-//!   provided-buffer ring (`buffers.rs`).
+//! - `ring/` — the io_uring wrapper (`mod.rs`), op tags and lifecycles of connection ops and
+//!   engine fsyncs (`op.rs`), the provided-buffer ring (`buffers.rs`).
 //! - `connection.rs` — input, output queue and op state of one socket.
 //! - `listener.rs` — SO_REUSEPORT listening sockets.
 //! - `mailbox.rs` — the N×N lane mesh and the sleep/wake doorbells.

@@ -24,7 +24,7 @@ use bytes::Buf;
 use slab::Slab;
 
 pub use consume::CONSUMER_OUTPUT_BYTES_MAX;
-pub use durability::{AckTo, QueueRef};
+pub use durability::{AckTo, QueueRef, TopicMeta};
 pub use msg::{
     AdminError, AdminOp, Migration, Origin, PubKind, PublishReply, PublishReq, Request, Response, ShardMsg,
 };

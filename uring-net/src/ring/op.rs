@@ -1,10 +1,11 @@
 //! What an SQE is for, packed into its `user_data`, and the lifecycle states of the operations a
-//! connection keeps in the kernel.
+//! connection (or an engine's fsync) keeps in the kernel.
 //!
 //! Layout of `user_data` (64 bits): `kind:8 | generation:24 | index:32`. The index names a
-//! connection slot or a listener; the generation catches a completion for a slot that was
-//! reused, which the lifecycle rule (a slot is freed only when none of its ops is in the
-//! kernel) makes impossible, so a mismatch is a bug and is asserted in debug builds.
+//! connection slot, a listener or an fsync slot; the generation catches a completion for a
+//! connection slot that was reused, which the lifecycle rule (a slot is freed only when none of
+//! its ops is in the kernel) makes impossible, so a mismatch is a bug and is asserted in debug
+//! builds. Fsync slots hold one op each and are freed when it is reaped: their generation is 0.
 
 use std::os::fd::RawFd;
 
@@ -27,6 +28,8 @@ pub(crate) enum OpKind {
     Wake,
     /// Exit-time cancellation of everything; no owner.
     CancelAll,
+    /// An engine's fsync, in slot `index` of the shard's fsync slab.
+    Fsync,
 }
 
 impl OpKind {
@@ -38,6 +41,7 @@ impl OpKind {
             OpKind::CancelRecv => 4,
             OpKind::Wake => 5,
             OpKind::CancelAll => 6,
+            OpKind::Fsync => 7,
         }
     }
 
@@ -49,6 +53,7 @@ impl OpKind {
             4 => OpKind::CancelRecv,
             5 => OpKind::Wake,
             6 => OpKind::CancelAll,
+            7 => OpKind::Fsync,
             _ => return None,
         })
     }
@@ -129,6 +134,27 @@ pub(crate) enum RecvState {
     Cancelling,
 }
 
+/// Lifecycle of one fsync an engine asked for with `Io::fsync`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum FsyncState {
+    /// Asked for this turn; the flush phase queues its SQE. The engine keeps the fd open.
+    Queued(RawFd),
+    /// In the kernel until its one CQE; then the slot is freed and `on_fsync` is queued.
+    InKernel,
+}
+
+/// One engine fsync: the engine's token and where the op is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingFsync {
+    pub token: u64,
+    pub state: FsyncState,
+}
+
+/// `IORING_OP_FSYNC` of `fd` (a full fsync, not datasync). It points at no memory.
+pub(crate) fn fsync(fd: RawFd) -> squeue::Entry {
+    opcode::Fsync::new(types::Fd(fd)).build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +168,7 @@ mod tests {
             OpKind::CancelRecv,
             OpKind::Wake,
             OpKind::CancelAll,
+            OpKind::Fsync,
         ] {
             let tag = OpTag::new(kind, u32::MAX, 0xABCD_EF12);
             let back = OpTag::from_user_data(tag.to_user_data()).expect("valid tag");

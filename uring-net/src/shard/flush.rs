@@ -1,6 +1,6 @@
 //! Phase 4: for every connection touched this turn, start its one send (a writev of all queued
 //! output), arm or cancel its recv, and finish closes and detaches whose ops have all left the
-//! kernel. Also keeps listeners' multishot accepts armed.
+//! kernel. Also keeps listeners' multishot accepts armed and submits the engine's fsyncs.
 
 use std::os::fd::AsRawFd;
 
@@ -8,7 +8,7 @@ use io_uring::{opcode, types};
 
 use crate::connection::Lifecycle;
 use crate::io::Io;
-use crate::ring::op::{recv_multishot, OpKind, OpTag, RecvState};
+use crate::ring::op::{fsync, recv_multishot, FsyncState, OpKind, OpTag, RecvState};
 use crate::Detached;
 
 impl<M> Io<M> {
@@ -21,7 +21,32 @@ impl<M> Io<M> {
         if self.dirty.is_empty() {
             self.dirty = dirty; // keep the allocation
         }
-        self.settle_listeners()
+        self.settle_listeners()?;
+        self.submit_fsyncs()
+    }
+
+    /// Queues an SQE for every fsync the engine asked for this turn.
+    fn submit_fsyncs(&mut self) -> std::io::Result<()> {
+        let Io {
+            fsyncs,
+            fsync_queue,
+            ring,
+            ..
+        } = self;
+        for slot in fsync_queue.drain(..) {
+            let Some(pending) = fsyncs.get_mut(slot) else {
+                debug_assert!(false, "queued fsync slot {slot} is empty");
+                continue;
+            };
+            let FsyncState::Queued(fd) = pending.state else {
+                debug_assert!(false, "fsync slot {slot} queued twice");
+                continue;
+            };
+            // SAFETY: fsync points at no memory; the engine keeps `fd` open until `on_fsync`.
+            unsafe { ring.push(fsync(fd), OpTag::new(OpKind::Fsync, slot as u32, 0))? };
+            pending.state = FsyncState::InKernel;
+        }
+        Ok(())
     }
 
     /// Brings one connection's kernel operations in line with its state.

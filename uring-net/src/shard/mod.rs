@@ -6,9 +6,10 @@
 //!    runnable (after announcing sleep and re-checking the lanes), for at most the time to the
 //!    next timer or deadline.
 //! 2. **reap** — every CQE becomes connection/listener state and queued events; no callbacks.
-//! 3. **callbacks** — shutdown notice, accepts, closes, detaches, input, drained, inbound
-//!    messages (bounded per lane), expired timers (bounded), `on_turn_end`.
-//! 4. **flush** — per touched connection: one writev, recv arm/cancel, finish close/detach.
+//! 3. **callbacks** — shutdown notice, accepts, closes, detaches, input, drained, finished
+//!    fsyncs, inbound messages (bounded per lane), expired timers (bounded), `on_turn_end`.
+//! 4. **flush** — per touched connection: one writev, recv arm/cancel, finish close/detach;
+//!    then listeners' accepts and the fsyncs the engine asked for this turn.
 //! 5. **wake** — ring the doorbell of peers we sent to this turn, only if they sleep.
 
 mod flush;
@@ -25,6 +26,8 @@ use crate::limits::{FORCED_CLOSE_GRACE_MS, MAILBOX_DRAIN_PER_LANE_MAX, TIMERS_PE
 use crate::ring::Completion;
 
 pub(crate) struct Shard<E: Engine> {
+    /// Dropped before `engine` (declaration order): the ring's exit wait runs while the files
+    /// the engine fsyncs are still open.
     io: Io<E::Msg>,
     engine: E,
     drain_timeout: Duration,
@@ -156,6 +159,11 @@ impl<E: Engine> Shard<E> {
             }
         }
 
+        for (token, result) in std::mem::take(&mut io.events.fsynced) {
+            io.fsyncs_pending = io.fsyncs_pending.saturating_sub(1);
+            engine.on_fsync(io, token, result);
+        }
+
         for from in 0..io.shards {
             for _ in 0..MAILBOX_DRAIN_PER_LANE_MAX {
                 let Some(msg) = io.lanes.pop(from, io.shard) else {
@@ -191,14 +199,15 @@ impl<E: Engine> Shard<E> {
         }
     }
 
-    /// After shutdown: exit once no connection is left; past the drain deadline, close the rest
-    /// by force and give them a short grace to report `on_closed`.
+    /// After shutdown: exit once no connection and no fsync is left; past the drain deadline,
+    /// close the connections left by force and give them (and fsyncs in flight, which cannot be
+    /// cancelled) a short grace to finish.
     fn should_exit(&mut self) -> bool {
         let io = &mut self.io;
         if !io.shutting_down {
             return false;
         }
-        if io.conns.is_empty() && io.events.is_empty() {
+        if io.conns.is_empty() && io.fsyncs.is_empty() && io.events.is_empty() {
             return true;
         }
         let now = Instant::now();

@@ -13,7 +13,7 @@ use crate::connection::{Connection, Lifecycle};
 use crate::io::Io;
 use crate::limits::ACCEPT_RETRY_DELAY_MS;
 use crate::listener::prepare_accepted;
-use crate::ring::op::{OpKind, RecvState};
+use crate::ring::op::{FsyncState, OpKind, RecvState};
 use crate::ring::Completion;
 
 impl<M> Io<M> {
@@ -34,6 +34,7 @@ impl<M> Io<M> {
                 }
             }
             OpKind::CancelAll => {}
+            OpKind::Fsync => self.on_fsync_cqe(c),
         }
         Ok(())
     }
@@ -124,6 +125,22 @@ impl<M> Io<M> {
         }
         if new_input {
             self.schedule_input(index);
+        }
+    }
+
+    fn on_fsync_cqe(&mut self, c: Completion) {
+        let slot = c.tag.index as usize;
+        match self.fsyncs.try_remove(slot) {
+            Some(pending) => {
+                debug_assert_eq!(pending.state, FsyncState::InKernel);
+                let result = if c.result < 0 {
+                    Err(std::io::Error::from_raw_os_error(-c.result))
+                } else {
+                    Ok(())
+                };
+                self.events.fsynced.push((pending.token, result));
+            }
+            None => debug_assert!(false, "completion {:?} for a free fsync slot", c.tag),
         }
     }
 

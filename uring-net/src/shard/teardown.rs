@@ -1,6 +1,10 @@
 //! Exit: the last thing a shard does, also on unwinding from an engine panic. Everything still
 //! in the kernel is cancelled and waited for (bounded); whatever does not finish keeps its
 //! buffers forever, because freeing memory the kernel may still write into is never an option.
+//!
+//! An engine fsync points at no memory and cannot be cancelled once a kernel worker runs it:
+//! one still running here is waited for like the rest (bounded), then abandoned. The engine
+//! (and so the file it fsyncs) is dropped after this, so the fd stays open during the wait.
 
 use std::time::{Duration, Instant};
 
