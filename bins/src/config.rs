@@ -34,8 +34,8 @@ use squall_core::message::{default_node_id, SHARDS_MAX};
 use squall_core::options::Options;
 
 use flags::Cli;
-use goflag::normalize_go_args;
 pub use go_values::{parse_go_duration_ms, parse_go_duration_ns};
+use goflag::normalize_go_args;
 
 /// What `squalld --version` prints.
 pub const VERSION_LINE: &str = concat!(

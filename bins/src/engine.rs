@@ -1,30 +1,73 @@
-//! The NSQ engine as the runtime sees it: each callback hands the shard's broker a view of the
-//! runtime (`IoNet`) and forwards. No protocol logic lives here.
+//! The NSQ engine as the runtime sees it: each callback hands the shard's broker (and, for HTTP
+//! connections, the HTTP front) a view of the runtime (`IoNet`) and forwards. No protocol logic
+//! lives here.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use squall_core::broker::{Broker, Net, ShardMsg};
+use squall_core::broker::{Broker, Net, ShardMsg, TopicMeta};
 use squall_core::options::Options;
+use squall_rpc::nsqd::ApiContext;
 use squall_uring_net::{ConnId, Detached, Engine, Io, ShardId};
+
+use crate::http_front::HttpFront;
+use crate::metadata::MetadataWriter;
 
 type Msg = ShardMsg<Detached>;
 
-/// One shard's NSQ broker, driven by the uring-net runtime.
+/// The HTTP listener's number (the NSQ TCP listener is 0), as `Node::start` gives them.
+pub const LISTENER_HTTP: usize = 1;
+
+/// What every shard's engine shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub options: Options,
+    pub api: Arc<OnceLock<ApiContext>>,
+    pub preload: Arc<Vec<TopicMeta>>,
+    pub metadata: Option<MetadataWriter>,
+    pub backends: Option<crate::backends::FactoryMaker>,
+}
+
+/// One shard's NSQ broker and HTTP front, driven by the uring-net runtime.
 pub struct NsqEngine {
+    shard: ShardId,
     broker: Broker<Detached>,
+    http: HttpFront,
+    shared: Shared,
 }
 
 impl NsqEngine {
-    pub fn new(options: Options, shard: ShardId, shards: usize) -> NsqEngine {
-        NsqEngine {
-            broker: Broker::new(options, shard, shards),
+    pub fn new(shared: Shared, shard: ShardId, shards: usize) -> NsqEngine {
+        let mut broker = Broker::new(shared.options.clone(), shard, shards);
+        if let Some(make) = &shared.backends {
+            broker.set_backend_factory(make());
         }
+        let http = HttpFront::new(shared.api.clone(), shared.options.max_body_size.max(0) as usize);
+        NsqEngine { shard, broker, http, shared }
     }
 
-    fn with<R>(&mut self, io: &mut Io<Msg>, f: impl FnOnce(&mut Broker<Detached>, &mut IoNet<'_>) -> R) -> R {
-        f(&mut self.broker, &mut IoNet { io })
+    fn with<R>(&mut self, io: &mut Io<Msg>, f: impl FnOnce(&mut Broker<Detached>, &mut HttpFront, &mut IoNet<'_>) -> R) -> R {
+        let mut net = IoNet { io };
+        let r = f(&mut self.broker, &mut self.http, &mut net);
+        if self.broker.has_responses() {
+            let responses = self.broker.take_responses();
+            self.http.on_responses(&mut self.broker, &mut net, responses);
+        }
+        r
+    }
+}
+
+impl Drop for NsqEngine {
+    /// The shard has stopped: write every queued, in-flight and deferred message to disk.
+    fn drop(&mut self) {
+        for e in self.broker.persist_and_close() {
+            eprintln!("[nsqd] ERROR: failed to persist queue {e}");
+        }
+        if let (Some(writer), Some(meta)) = (&self.shared.metadata, self.broker.take_metadata()) {
+            writer.update(self.shard, meta);
+        }
     }
 }
 
@@ -96,34 +139,52 @@ impl Net for IoNet<'_> {
 impl Engine for NsqEngine {
     type Msg = Msg;
 
-    fn on_accept(&mut self, io: &mut Io<Msg>, c: ConnId, _listener: usize, peer: Option<SocketAddr>) {
-        self.with(io, |b, n| b.on_accept(n, c.to_u64(), peer))
+    fn on_start(&mut self, _io: &mut Io<Msg>) {
+        let preload = self.shared.preload.clone();
+        self.broker.preload(&preload);
+    }
+    fn on_accept(&mut self, io: &mut Io<Msg>, c: ConnId, listener: usize, peer: Option<SocketAddr>) {
+        if listener == LISTENER_HTTP {
+            self.http.on_accept(c.to_u64());
+            return;
+        }
+        self.with(io, |b, _, n| b.on_accept(n, c.to_u64(), peer))
     }
     fn on_input(&mut self, io: &mut Io<Msg>, c: ConnId) {
-        self.with(io, |b, n| b.on_input(n, c.to_u64()))
+        let c = c.to_u64();
+        self.with(io, |b, h, n| if h.owns(c) { h.on_input(b, n, c) } else { b.on_input(n, c) })
     }
     fn on_drained(&mut self, io: &mut Io<Msg>, c: ConnId) {
-        self.with(io, |b, n| b.on_drained(n, c.to_u64()))
+        self.with(io, |b, _, n| b.on_drained(n, c.to_u64()))
     }
     fn on_closed(&mut self, io: &mut Io<Msg>, c: ConnId) {
-        self.with(io, |b, n| b.on_closed(n, c.to_u64()))
+        let c = c.to_u64();
+        self.with(io, |b, h, n| if h.owns(c) { h.on_closed(c) } else { b.on_closed(n, c) })
     }
     fn on_detached(&mut self, io: &mut Io<Msg>, c: ConnId, detached: Detached) {
-        self.with(io, |b, n| b.on_detached(n, c.to_u64(), detached))
+        self.with(io, |b, _, n| b.on_detached(n, c.to_u64(), detached))
     }
     fn on_message(&mut self, io: &mut Io<Msg>, from: ShardId, msg: Msg) {
-        self.with(io, |b, n| b.on_message(n, from, msg))
+        self.with(io, |b, _, n| b.on_message(n, from, msg))
     }
     fn on_timer(&mut self, io: &mut Io<Msg>, token: u64) {
-        self.with(io, |b, n| b.on_timer(n, token))
+        self.with(io, |b, _, n| b.on_timer(n, token))
     }
-    fn on_fsync(&mut self, _io: &mut Io<Msg>, token: u64, result: std::io::Result<()>) {
-        self.broker.on_fsync(token, result.map_err(|e| e.to_string()));
+    fn on_fsync(&mut self, io: &mut Io<Msg>, token: u64, result: std::io::Result<()>) {
+        self.with(io, |b, _, _| b.on_fsync(token, result.map_err(|e| e.to_string())))
     }
     fn on_turn_end(&mut self, io: &mut Io<Msg>) {
-        self.with(io, |b, n| b.on_turn_end(n))
+        self.with(io, |b, _, n| b.on_turn_end(n));
+        if let Some(writer) = &self.shared.metadata {
+            if let Some(meta) = self.broker.take_metadata() {
+                writer.update(self.shard, meta);
+            }
+        }
     }
     fn on_shutdown(&mut self, io: &mut Io<Msg>) {
-        self.with(io, |b, n| b.on_shutdown(n))
+        self.with(io, |b, h, n| {
+            h.close_idle(n);
+            b.on_shutdown(n)
+        })
     }
 }

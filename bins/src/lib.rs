@@ -4,40 +4,81 @@
 //! - `config`: nsqd's command line (Go `flag` syntax) → `DaemonConfig`.
 //! - `engine`: the NSQ engine the uring-net runtime drives (forwards to `squall_core::broker`).
 //! - `bin/squalld.rs`: the nsqd drop-in: flags, logging, signals.
+//! - `lookupd`: the nsqlookupd drop-in's engine and flags; `bin/squall-lookupd.rs` is its entry.
 //! - `to_file`: the nsq_to_file drop-in (a blocking NSQ consumer writing topics to files);
 //!   `bin/squall-to-file.rs` is its thin entry point.
 
 pub mod config;
+mod backends;
+pub mod daemon;
 mod engine;
+mod http_front;
+pub mod lookupd;
 pub mod metadata;
 pub mod to_file;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use squall_core::options::Options;
+use squall_rpc::nsqd::ApiContext;
 use squall_uring_net::{Runtime, RuntimeConfig, RuntimeHandle};
 
 pub use engine::NsqEngine;
+use engine::Shared;
+use metadata::{DataDirLock, MetadataWriter};
+
+/// How disk queues behave (nsqd's queue flags).
+#[derive(Clone, Debug)]
+pub struct DiskOptions {
+    pub max_bytes_per_file: i64,
+    pub sync_every: i64,
+    pub sync_timeout_ms: i64,
+}
+
+impl Default for DiskOptions {
+    fn default() -> Self {
+        DiskOptions { max_bytes_per_file: 104_857_600, sync_every: 2500, sync_timeout_ms: 2000 }
+    }
+}
 
 /// How to start one node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub options: Options,
     pub tcp_address: SocketAddr,
+    /// nsqd's HTTP API; `None` turns it off (`--http-address=`).
+    pub http_address: Option<SocketAddr>,
     pub shards: usize,
     pub pin_threads: bool,
+    /// Where disk queues and `nsqd.dat` live; `None`: memory only, nothing survives a restart.
+    pub data_path: Option<PathBuf>,
+    pub disk: DiskOptions,
+    pub hostname: String,
+    pub broadcast_address: String,
+    /// `/config/:opt` values, as nsqd renders them.
+    pub config_values: BTreeMap<String, serde_json::Value>,
 }
 
 impl NodeConfig {
-    /// Loopback on a free port, two shards: what black-box tests want.
+    /// Loopback on free ports, two shards, memory only: what black-box tests want.
     pub fn for_tests(options: Options) -> NodeConfig {
         NodeConfig {
             options,
             tcp_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_address: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             shards: 2,
             pin_threads: false,
+            data_path: None,
+            disk: DiskOptions::default(),
+            hostname: "localhost".to_string(),
+            broadcast_address: "localhost".to_string(),
+            config_values: BTreeMap::new(),
         }
     }
 }
@@ -46,6 +87,8 @@ impl NodeConfig {
 pub struct Node {
     handle: RuntimeHandle,
     tcp_address: SocketAddr,
+    http_address: Option<SocketAddr>,
+    metadata: Option<(MetadataWriter, JoinHandle<()>, DataDirLock)>,
 }
 
 /// Slack beyond the largest command a client may send (a `--max-body-size` MPUB or IDENTIFY,
@@ -56,12 +99,34 @@ const MAILBOX_LANE_CAPACITY: usize = 256;
 
 impl Node {
     pub fn start(config: NodeConfig) -> io::Result<Node> {
-        let options = config.options;
-        let input_max_bytes =
-            options.max_body_size.max(options.max_msg_size).max(0) as usize + INPUT_SLACK_BYTES;
+        let options = config.options.clone();
+        let shards = config.shards.max(1);
+        let max_body = options.max_body_size.max(options.max_msg_size).max(0) as usize;
+        let input_max_bytes = (max_body + INPUT_SLACK_BYTES).max(http_front::HttpFront::input_max_bytes(max_body));
+
+        let mut metadata = None;
+        let mut preload = Vec::new();
+        let mut backends = None;
+        if let Some(dir) = &config.data_path {
+            std::fs::create_dir_all(dir)?;
+            let lock = metadata::lock_data_dir(dir).map_err(io::Error::other)?;
+            preload = metadata::load(dir).map_err(io::Error::other)?;
+            let (writer, thread) = MetadataWriter::start(dir.clone(), shards);
+            metadata = Some((writer, thread, lock));
+            backends = Some(backends::factory_maker(dir.clone(), &config.options, &config.disk));
+        }
+        let shared = Shared {
+            options: options.clone(),
+            api: Arc::new(OnceLock::new()),
+            preload: Arc::new(preload),
+            metadata: metadata.as_ref().map(|(w, _, _)| w.clone()),
+            backends,
+        };
+        let mut listeners = vec![config.tcp_address];
+        listeners.extend(config.http_address);
         let runtime = RuntimeConfig {
-            shards: config.shards.max(1),
-            listeners: vec![config.tcp_address],
+            shards,
+            listeners,
             pin_threads: config.pin_threads,
             input_max_bytes,
             mailbox_capacity: MAILBOX_LANE_CAPACITY,
@@ -69,11 +134,22 @@ impl Node {
             ring_entries: 4096,
             name: "squalld".to_string(),
         };
-        let handle = Runtime::start(runtime, move |shard, shards| {
-            NsqEngine::new(options.clone(), shard, shards)
-        })?;
+        let api = shared.api.clone();
+        let handle = Runtime::start(runtime, move |shard, shards| NsqEngine::new(shared.clone(), shard, shards))?;
         let tcp_address = handle.local_addrs()[0];
-        Ok(Node { handle, tcp_address })
+        let http_address = config.http_address.map(|_| handle.local_addrs()[1]);
+        let _ = api.set(ApiContext {
+            options,
+            hostname: config.hostname,
+            broadcast_address: config.broadcast_address,
+            tcp_port: tcp_address.port() as i64,
+            http_port: http_address.map_or(-1, |a| a.port() as i64),
+            start_time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
+            started: Instant::now(),
+            health: "OK".to_string(),
+            config: config.config_values,
+        });
+        Ok(Node { handle, tcp_address, http_address, metadata })
     }
 
     /// The NSQ TCP address actually bound (the port is resolved when 0 was asked for).
@@ -81,12 +157,24 @@ impl Node {
         self.tcp_address
     }
 
+    /// The HTTP API's address, if it is on.
+    pub fn http_address(&self) -> Option<SocketAddr> {
+        self.http_address
+    }
+
     /// Stops accepting, sends CLOSE_WAIT to consumers, closes every connection.
     pub fn shutdown(&self) {
         self.handle.shutdown();
     }
 
+    /// Waits for the shards (which write their queues to disk as they stop), then for the
+    /// last `nsqd.dat`.
     pub fn join(self) -> io::Result<()> {
-        self.handle.join()
+        let result = self.handle.join();
+        if let Some((writer, thread, _lock)) = self.metadata {
+            writer.stop();
+            let _ = thread.join();
+        }
+        result
     }
 }

@@ -32,6 +32,8 @@ pub trait Backend {
     fn begin_sync(&mut self) -> Option<(Vec<RawFd>, u64)>;
     /// Every descriptor of round `token` was fsynced.
     fn finish_sync(&mut self, token: u64);
+    /// An fsync of round `token` failed: nothing it covered may be counted durable.
+    fn fail_sync(&mut self, _token: u64) {}
     /// Records written so far (a position that only grows).
     fn written(&self) -> u64;
     /// Records known to be on stable storage (only grows, never past `written`).

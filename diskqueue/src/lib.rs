@@ -1,4 +1,15 @@
 //! Squall's durable disk queue on mmap'd segment files.
-//!
-//! Not built yet: until it lands, topics and channels are memory-only and a full memory queue
-//! refuses publishes with `E_PUB_FAILED` (see the README's "Not implemented yet").
+pub mod format;
+mod error;
+mod options;
+mod queue;
+mod recovery;
+pub mod storage;
+mod sync;
+
+pub use error::{DeleteError, EmptyError, OpenError, PutError, SyncError};
+pub use format::Position;
+pub use options::Options;
+pub use queue::DiskQueue;
+pub use storage::{CrashPlan, CrashStorage, FileStorage, Storage};
+pub use sync::{SyncBatch, SyncToken};

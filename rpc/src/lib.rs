@@ -1,3 +1,15 @@
-//! Squall's other protocol engines: nsqd's HTTP API, gRPC, and nsqlookupd's protocols.
+//! Squall's other protocol engines, without I/O of their own: bytes in, bytes out. The engines
+//! in `bins` own the sockets.
 //!
-//! Not built yet: see the README's "Not implemented yet".
+//! # Layout
+//! - `httpd`: HTTP/1.1 server-side framing (httparse), Go-compatible responses, httprouter's
+//!   routing rules, nsq's V1 JSON conventions; shared by every HTTP API.
+//! - `lookupd`: nsqlookupd: the TCP protocol V1 (server and client side), the registration
+//!   database, the HTTP API.
+//! - `nsqd`: nsqd's HTTP API handlers.
+//!
+//! Not built yet: gRPC.
+
+pub mod httpd;
+pub mod lookupd;
+pub mod nsqd;

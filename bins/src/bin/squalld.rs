@@ -1,11 +1,9 @@
 //! squalld: a drop-in for nsqd. Takes nsqd's flags (Go `flag` syntax), serves the NSQ TCP
 //! protocol V2 from one io_uring shard per core, drains on SIGTERM/SIGINT and exits 0.
 
-use std::net::{SocketAddr, ToSocketAddrs};
-
 use anyhow::{bail, Context};
 use squall::config::{parse_args, DaemonConfig};
-use squall::{Node, NodeConfig};
+use squall::Node;
 
 fn main() {
     let config = match parse_args(std::env::args_os()) {
@@ -30,45 +28,21 @@ fn log(config: &DaemonConfig, level: &str, msg: &str) {
     eprintln!("{}{level}: {msg}", config.log_prefix);
 }
 
-fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
-    addr.to_socket_addrs()
-        .with_context(|| format!("invalid --tcp-address {addr:?} (Unix socket paths are not supported yet)"))?
-        .next()
-        .with_context(|| format!("--tcp-address {addr:?} resolves to no address"))
-}
-
 fn run(config: DaemonConfig) -> anyhow::Result<()> {
     let signals = block_termination_signals()?;
-    let tcp_address = resolve(&config.tcp_address)?;
-    let node = Node::start(NodeConfig {
-        options: config.options.clone(),
-        tcp_address,
-        shards: config.shards,
-        pin_threads: true,
-    })
-    .with_context(|| format!("listen ({}) failed", config.tcp_address))?;
-    log(
-        &config,
-        "INFO",
-        &format!(
-            "squalld v{} (nsqd v{} protocol)",
-            env!("CARGO_PKG_VERSION"),
-            squall_core::NSQD_VERSION
-        ),
-    );
+    let node_config = squall::daemon::node_config(&config, true)?;
+    let data_path = node_config.data_path.clone();
+    let node = Node::start(node_config).with_context(|| format!("listen ({}) failed", config.tcp_address))?;
+    let version = format!("squalld v{} (nsqd v{} protocol)", env!("CARGO_PKG_VERSION"), squall_core::NSQD_VERSION);
+    log(&config, "INFO", &version);
     log(&config, "INFO", &format!("ID: {}", config.options.node_id));
     log(&config, "INFO", &format!("shards: {}", config.shards));
-    log(
-        &config,
-        "INFO",
-        &format!("TCP: listening on {}", node.tcp_address()),
-    );
-    if !config.http_address.is_empty() {
-        log(
-            &config,
-            "WARN",
-            "HTTP API not implemented yet: --http-address ignored",
-        );
+    log(&config, "INFO", &format!("TCP: listening on {}", node.tcp_address()));
+    if let Some(http) = node.http_address() {
+        log(&config, "INFO", &format!("HTTP: listening on {http}"));
+    }
+    if let Some(dir) = &data_path {
+        log(&config, "INFO", &format!("data path: {}", dir.display()));
     }
     let signal = wait_for_signal(&signals)?;
     log(&config, "INFO", &format!("received signal {signal}: draining"));

@@ -3,7 +3,7 @@
 //! `time.ParseDuration`, with Go's error texts where operators see them.
 
 /// Go's `strconv.ParseBool`.
-pub(super) fn parse_go_bool(s: &str) -> Result<bool, String> {
+pub fn parse_go_bool(s: &str) -> Result<bool, String> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
@@ -12,13 +12,13 @@ pub(super) fn parse_go_bool(s: &str) -> Result<bool, String> {
 }
 
 /// Go's `strconv.ParseFloat(s, 64)` for the forms people write (`1`, `0.99`, `1e-2`).
-pub(super) fn parse_go_f64(s: &str) -> Result<f64, String> {
+pub fn parse_go_f64(s: &str) -> Result<f64, String> {
     s.parse::<f64>().map_err(|_| "parse error".to_string())
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)`: optional sign, `0x`/`0o`/`0b`/leading-`0` prefixes, and
 /// `_` between digits.
-pub(super) fn parse_go_i64(s: &str) -> Result<i64, String> {
+pub fn parse_go_i64(s: &str) -> Result<i64, String> {
     let (negative, unsigned) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -89,12 +89,12 @@ fn go_underscores_ok(unsigned: &str) -> bool {
     saw != b'_'
 }
 
-pub(super) fn parse_go_usize(s: &str) -> Result<usize, String> {
+pub fn parse_go_usize(s: &str) -> Result<usize, String> {
     let v = parse_go_i64(s)?;
     usize::try_from(v).map_err(|_| "must not be negative".to_string())
 }
 
-pub(super) fn parse_go_u16(s: &str) -> Result<u16, String> {
+pub fn parse_go_u16(s: &str) -> Result<u16, String> {
     let v = parse_go_i64(s)?;
     u16::try_from(v).map_err(|_| "must be in [0,65535]".to_string())
 }

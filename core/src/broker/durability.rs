@@ -197,8 +197,11 @@ impl<D: Send + 'static> Broker<D> {
         let failed = round.failed.clone();
         if let Some((backend, _, syncing)) = self.spill_of(round.queue) {
             *syncing = false;
-            if let (Some(b), None) = (backend.as_mut(), &failed) {
-                b.finish_sync(round.backend_token);
+            if let Some(b) = backend.as_mut() {
+                match &failed {
+                    None => b.finish_sync(round.backend_token),
+                    Some(_) => b.fail_sync(round.backend_token),
+                }
             }
         }
         if let Some(e) = &failed {

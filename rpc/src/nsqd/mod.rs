@@ -7,19 +7,18 @@
 
 mod metrics;
 mod publish;
-pub mod query;
 mod render;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use squall_core::broker::{AdminError, AdminOp, Request, Response};
+use squall_core::broker::{AdminError, AdminOp, Request, Response as BrokerResponse};
 use squall_core::names::Name;
 use squall_core::options::Options;
 use squall_core::stats::StatsFilter;
 
-use query::{flag, Query};
+use crate::httpd::{parse_query, Query, Response, Routed, Router};
 
 /// A request as the HTTP layer hands it over.
 #[derive(Debug, Clone)]
@@ -30,65 +29,13 @@ pub struct ApiRequest<'a> {
     pub body: Bytes,
 }
 
-/// A response for the HTTP layer to frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiResponse {
-    pub status: u16,
-    pub content_type: Option<&'static str>,
-    /// `X-NSQ-Content-Type: nsq; version=1.0`.
-    pub nsq_header: bool,
-    /// `Allow:` for 405 and OPTIONS.
-    pub allow: Option<&'static str>,
-    pub body: Vec<u8>,
-}
-
-pub const JSON: &str = "application/json; charset=utf-8";
-pub const TEXT: &str = "text/plain; charset=utf-8";
-
-impl ApiResponse {
-    /// V1 error: `{"message":"TEXT"}`.
-    pub fn error(status: u16, message: &str) -> ApiResponse {
-        let body = serde_json::to_vec(&serde_json::json!({ "message": message })).unwrap_or_default();
-        ApiResponse {
-            status,
-            content_type: Some(JSON),
-            nsq_header: true,
-            allow: None,
-            body,
-        }
-    }
-
-    /// V1 success with a string body (Go sniffs `text/plain` for it).
-    pub fn text(body: &[u8]) -> ApiResponse {
-        ApiResponse {
-            status: 200,
-            content_type: Some(TEXT),
-            nsq_header: true,
-            allow: None,
-            body: body.to_vec(),
-        }
-    }
-
-    /// V1 success with nothing to say: an empty body.
-    pub fn empty() -> ApiResponse {
-        ApiResponse {
-            status: 200,
-            content_type: None,
-            nsq_header: true,
-            allow: None,
-            body: Vec::new(),
-        }
-    }
-
-    pub fn json(value: &impl serde::Serialize) -> ApiResponse {
-        let body = serde_json::to_vec(value).unwrap_or_default();
-        ApiResponse {
-            status: 200,
-            content_type: Some(JSON),
-            nsq_header: true,
-            allow: None,
-            body,
-        }
+/// nsqd's boolean query values: `true`/`1` and `false`/`0`; anything else (or absence) gives
+/// `default`.
+fn flag(q: &Query, key: &str, default: bool) -> bool {
+    match q.get(key) {
+        Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        _ => default,
     }
 }
 
@@ -106,7 +53,6 @@ pub struct ApiContext {
     pub health: String,
     /// `/config/:opt` values by config name, as nsqd renders them (durations in nanoseconds).
     pub config: BTreeMap<String, serde_json::Value>,
-    pub e2e_percentiles: Vec<f64>,
 }
 
 /// How to turn the broker's answer into the HTTP response.
@@ -124,90 +70,93 @@ pub enum Pending {
 
 #[derive(Debug)]
 pub enum Action {
-    Respond(ApiResponse),
+    Respond(Response),
     Submit(Request, Pending),
 }
 
-impl From<ApiResponse> for Action {
-    fn from(r: ApiResponse) -> Action {
+impl From<Response> for Action {
+    fn from(r: Response) -> Action {
         Action::Respond(r)
     }
 }
 
-/// The methods each path answers to.
-fn allowed(path: &str) -> Option<&'static str> {
-    Some(match path {
-        "/ping" | "/info" | "/stats" | "/metrics" => "GET",
-        "/pub" | "/mpub" => "POST",
-        "/topic/create" | "/topic/delete" | "/topic/empty" | "/topic/pause" | "/topic/unpause" => "POST",
-        "/channel/create" | "/channel/delete" | "/channel/empty" | "/channel/pause" | "/channel/unpause" => {
-            "POST"
-        }
-        p if p.starts_with("/config/") && p.len() > "/config/".len() && !p[8..].contains('/') => "GET, PUT",
-        _ => return None,
-    })
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Ping,
+    Info,
+    Stats,
+    Metrics,
+    Pub,
+    Mpub,
+    Topic(&'static str),
+    Channel(&'static str),
 }
 
-/// A response to send instead of reading a body whose declared length is already too big
-/// (nsqd refuses these before reading anything). The connection closes after it.
-pub fn refuse_early(method: &str, path: &str, content_length: u64, ctx: &ApiContext) -> Option<ApiResponse> {
-    let o = &ctx.options;
-    match (method, path) {
-        ("POST", "/pub") if content_length > o.max_msg_size as u64 => {
-            Some(ApiResponse::error(413, "MSG_TOO_BIG"))
-        }
-        ("POST", "/mpub") if content_length > o.max_body_size as u64 => {
-            Some(ApiResponse::error(413, "BODY_TOO_BIG"))
-        }
-        // Every other endpoint reads at most a small body and drains the rest.
-        _ if content_length > o.max_body_size as u64 => Some(ApiResponse::error(413, "BODY_TOO_BIG")),
-        _ => None,
+fn router() -> Router<Route> {
+    let mut routes = vec![
+        ("GET", "/ping", Route::Ping),
+        ("GET", "/info", Route::Info),
+        ("GET", "/stats", Route::Stats),
+        ("GET", "/metrics", Route::Metrics),
+        ("POST", "/pub", Route::Pub),
+        ("POST", "/mpub", Route::Mpub),
+    ];
+    for (path, verb) in [
+        ("/topic/create", "create"),
+        ("/topic/delete", "delete"),
+        ("/topic/empty", "empty"),
+        ("/topic/pause", "pause"),
+        ("/topic/unpause", "unpause"),
+    ] {
+        routes.push(("POST", path, Route::Topic(verb)));
     }
+    for (path, verb) in [
+        ("/channel/create", "create"),
+        ("/channel/delete", "delete"),
+        ("/channel/empty", "empty"),
+        ("/channel/pause", "pause"),
+        ("/channel/unpause", "unpause"),
+    ] {
+        routes.push(("POST", path, Route::Channel(verb)));
+    }
+    Router::new(routes)
 }
 
 /// Routes one request.
 pub fn handle(req: &ApiRequest<'_>, ctx: &mut ApiContext) -> Action {
-    let Some(methods) = allowed(req.path) else {
-        return ApiResponse::error(404, "NOT_FOUND").into();
-    };
-    if req.method == "OPTIONS" {
-        return ApiResponse {
-            status: 200,
-            content_type: None,
-            nsq_header: false,
-            allow: Some(methods),
-            body: vec![],
+    if let Some(opt) = req.path.strip_prefix("/config/").filter(|o| !o.is_empty() && !o.contains('/')) {
+        return match req.method {
+            "GET" | "PUT" => config(req, opt, ctx),
+            "OPTIONS" => Response::new(200).with_header("Allow", "GET, OPTIONS, PUT").into(),
+            _ => Response::nsq_v1_error(405, "METHOD_NOT_ALLOWED").with_header("Allow", "GET, OPTIONS, PUT").into(),
+        };
+    }
+    let route = match router().route(req.method, req.path, req.query) {
+        Routed::Handler(r) => r,
+        Routed::Redirect { status, location } => {
+            return Response::new(status).with_header("Location", location).into();
         }
-        .into();
-    }
-    if !methods.split(", ").any(|m| m == req.method) {
-        let mut r = ApiResponse::error(405, "METHOD_NOT_ALLOWED");
-        r.allow = Some(methods);
-        return r.into();
-    }
-    if req.path == "/pub" {
-        // nsqd checks the body before it parses the query.
-        return publish::pub_one(req, ctx);
-    }
-    let query = match Query::parse(req.query) {
-        Ok(q) => q,
-        Err(_) if req.path == "/ping" || req.path == "/info" => Query::default(),
-        Err(_) => return ApiResponse::error(400, "INVALID_REQUEST").into(),
+        Routed::Options { allow } => return Response::new(200).with_header("Allow", allow).into(),
+        Routed::MethodNotAllowed { allow } => {
+            return Response::nsq_v1_error(405, "METHOD_NOT_ALLOWED").with_header("Allow", allow).into();
+        }
+        Routed::NotFound => return Response::nsq_v1_error(404, "NOT_FOUND").into(),
     };
-    match req.path {
-        "/ping" => {
+    match route {
+        Route::Ping => {
             let status = if ctx.health == "OK" { 200 } else { 500 };
-            ApiResponse {
-                status,
-                content_type: Some(TEXT),
-                nsq_header: false,
-                allow: None,
-                body: ctx.health.clone().into_bytes(),
-            }
-            .into()
+            return Response::plain_text(status, ctx.health.clone()).into();
         }
-        "/info" => ApiResponse::json(&render::info(ctx)).into(),
-        "/stats" => {
+        Route::Info => return Response::nsq_v1_json(&render::info(ctx)).into(),
+        // nsqd checks the body before it parses the query.
+        Route::Pub => return publish::pub_one(req, ctx),
+        _ => {}
+    }
+    let Ok(query) = parse_query(req.query) else {
+        return Response::nsq_v1_error(400, "INVALID_REQUEST").into();
+    };
+    match route {
+        Route::Stats => {
             let filter = StatsFilter {
                 topic: query.get("topic").map(str::to_string),
                 channel: query.get("channel").map(str::to_string),
@@ -220,32 +169,29 @@ pub fn handle(req: &ApiRequest<'_>, ctx: &mut ApiContext) -> Action {
             };
             Action::Submit(Request::Stats(filter), pending)
         }
-        "/metrics" => Action::Submit(
-            Request::Stats(StatsFilter {
-                include_clients: false,
-                ..StatsFilter::default()
-            }),
+        Route::Metrics => Action::Submit(
+            Request::Stats(StatsFilter { include_clients: false, ..StatsFilter::default() }),
             Pending::Metrics,
         ),
-        "/mpub" => publish::pub_many(req, &query, ctx),
-        p if p.starts_with("/topic/") => topic_admin(&p[7..], &query),
-        p if p.starts_with("/channel/") => channel_admin(&p[9..], &query),
-        p => config(req, &p[8..], ctx),
+        Route::Mpub => publish::pub_many(req, &query, ctx),
+        Route::Topic(verb) => topic_admin(verb, &query),
+        Route::Channel(verb) => channel_admin(verb, &query),
+        Route::Ping | Route::Info | Route::Pub => unreachable!("answered above"),
     }
 }
 
 fn topic_admin(verb: &str, q: &Query) -> Action {
     let Some(raw) = q.get("topic") else {
-        return ApiResponse::error(400, "MISSING_ARG_TOPIC").into();
+        return Response::nsq_v1_error(400, "MISSING_ARG_TOPIC").into();
     };
     let name = Name::new(raw.as_bytes());
     // create and empty validate the name; delete, pause and unpause only look it up.
     let validates = matches!(verb, "create" | "empty");
     let Some(name) = name else {
         return if validates {
-            ApiResponse::error(400, "INVALID_TOPIC").into()
+            Response::nsq_v1_error(400, "INVALID_TOPIC").into()
         } else {
-            ApiResponse::error(404, "TOPIC_NOT_FOUND").into()
+            Response::nsq_v1_error(404, "TOPIC_NOT_FOUND").into()
         };
     };
     let op = match verb {
@@ -260,16 +206,16 @@ fn topic_admin(verb: &str, q: &Query) -> Action {
 
 fn channel_admin(verb: &str, q: &Query) -> Action {
     let Some(raw_topic) = q.get("topic") else {
-        return ApiResponse::error(400, "MISSING_ARG_TOPIC").into();
+        return Response::nsq_v1_error(400, "MISSING_ARG_TOPIC").into();
     };
     let Some(topic) = Name::new(raw_topic.as_bytes()) else {
-        return ApiResponse::error(400, "INVALID_ARG_TOPIC").into();
+        return Response::nsq_v1_error(400, "INVALID_ARG_TOPIC").into();
     };
     let Some(raw_channel) = q.get("channel") else {
-        return ApiResponse::error(400, "MISSING_ARG_CHANNEL").into();
+        return Response::nsq_v1_error(400, "MISSING_ARG_CHANNEL").into();
     };
     let Some(channel) = Name::new(raw_channel.as_bytes()) else {
-        return ApiResponse::error(400, "INVALID_ARG_CHANNEL").into();
+        return Response::nsq_v1_error(400, "INVALID_ARG_CHANNEL").into();
     };
     let op = match verb {
         "create" => AdminOp::CreateChannel(topic, channel),
@@ -285,12 +231,12 @@ fn channel_admin(verb: &str, q: &Query) -> Action {
 fn config(req: &ApiRequest<'_>, opt: &str, ctx: &mut ApiContext) -> Action {
     if req.method == "PUT" {
         if req.body.is_empty() || req.body.len() as i64 > ctx.options.max_msg_size {
-            return ApiResponse::error(413, "INVALID_VALUE").into();
+            return Response::nsq_v1_error(413, "INVALID_VALUE").into();
         }
         let value = match opt {
             "nsqlookupd_tcp_addresses" => match serde_json::from_slice::<Vec<String>>(&req.body) {
                 Ok(addrs) => serde_json::json!(addrs),
-                Err(_) => return ApiResponse::error(400, "INVALID_VALUE").into(),
+                Err(_) => return Response::nsq_v1_error(400, "INVALID_VALUE").into(),
             },
             "log_level" => {
                 let word = String::from_utf8_lossy(&req.body).to_ascii_lowercase();
@@ -299,59 +245,42 @@ fn config(req: &ApiRequest<'_>, opt: &str, ctx: &mut ApiContext) -> Action {
                     .position(|l| *l == word.trim())
                 {
                     Some(i) => serde_json::json!(i + 1),
-                    None => return ApiResponse::error(400, "INVALID_VALUE").into(),
+                    None => return Response::nsq_v1_error(400, "INVALID_VALUE").into(),
                 }
             }
-            _ => return ApiResponse::error(400, "INVALID_OPTION").into(),
+            _ => return Response::nsq_v1_error(400, "INVALID_OPTION").into(),
         };
         ctx.config.insert(opt.to_string(), value);
     }
     match ctx.config.get(opt) {
-        Some(v) => ApiResponse::json(v).into(),
-        None => ApiResponse::error(400, "INVALID_OPTION").into(),
+        Some(v) => Response::nsq_v1_json(v).into(),
+        None => Response::nsq_v1_error(400, "INVALID_OPTION").into(),
     }
 }
 
 /// Turns the broker's answer into the HTTP response.
-pub fn finish(pending: Pending, resp: Response, ctx: &ApiContext) -> ApiResponse {
+pub fn finish(pending: Pending, resp: BrokerResponse, ctx: &ApiContext) -> Response {
     match (pending, resp) {
-        (Pending::Publish, Response::Published(None)) => ApiResponse::text(b"OK"),
-        (Pending::Publish, Response::Published(Some(_))) => ApiResponse::error(503, "EXITING"),
-        (Pending::Admin, Response::Admin(Ok(()))) => ApiResponse::empty(),
-        (Pending::Admin, Response::Admin(Err(AdminError::TopicNotFound))) => {
-            ApiResponse::error(404, "TOPIC_NOT_FOUND")
+        (Pending::Publish, BrokerResponse::Published(None)) => Response::nsq_v1_text("OK"),
+        (Pending::Publish, BrokerResponse::Published(Some(_))) => Response::nsq_v1_error(503, "EXITING"),
+        (Pending::Admin, BrokerResponse::Admin(Ok(()))) => Response::nsq_v1_empty(),
+        (Pending::Admin, BrokerResponse::Admin(Err(AdminError::TopicNotFound))) => {
+            Response::nsq_v1_error(404, "TOPIC_NOT_FOUND")
         }
-        (Pending::Admin, Response::Admin(Err(AdminError::ChannelNotFound))) => {
-            ApiResponse::error(404, "CHANNEL_NOT_FOUND")
+        (Pending::Admin, BrokerResponse::Admin(Err(AdminError::ChannelNotFound))) => {
+            Response::nsq_v1_error(404, "CHANNEL_NOT_FOUND")
         }
-        (
-            Pending::Stats {
-                json,
-                include_mem,
-                topic_filter,
-            },
-            Response::Stats(stats),
-        ) => {
-            if json {
-                ApiResponse::json(&render::stats_json(ctx, stats, include_mem, topic_filter))
-            } else {
-                let body = render::stats_text(ctx, &stats, include_mem);
-                ApiResponse {
-                    status: 200,
-                    content_type: Some(TEXT),
-                    nsq_header: true,
-                    allow: None,
-                    body,
-                }
-            }
+        (Pending::Stats { json: true, include_mem, topic_filter }, BrokerResponse::Stats(stats)) => {
+            Response::nsq_v1_json(&render::stats_json(ctx, stats, include_mem, topic_filter))
         }
-        (Pending::Metrics, Response::Stats(stats)) => ApiResponse {
-            status: 200,
-            content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
-            nsq_header: false,
-            allow: None,
-            body: metrics::render(&stats),
-        },
-        _ => ApiResponse::error(500, "INTERNAL_ERROR"),
+        (Pending::Stats { json: false, include_mem, .. }, BrokerResponse::Stats(stats)) => {
+            // The text form is a V1 string payload: raw bytes, sniffed type.
+            Response::nsq_v1_text(render::stats_text(ctx, &stats, include_mem))
+        }
+        (Pending::Metrics, BrokerResponse::Stats(stats)) => Response::new(200)
+            .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            .with_body(metrics::render(&stats)),
+        // Includes a failed empty (nsqd: 500 INTERNAL_ERROR).
+        _ => Response::nsq_v1_error(500, "INTERNAL_ERROR"),
     }
 }

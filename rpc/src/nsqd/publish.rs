@@ -4,26 +4,27 @@ use bytes::Bytes;
 use squall_core::broker::{PubKind, Request};
 use squall_core::names::Name;
 
-use super::query::Query;
-use super::{Action, ApiContext, ApiRequest, ApiResponse, Pending};
 
-fn topic_of(q: &Query) -> Result<Name, ApiResponse> {
+use super::{Action, ApiContext, ApiRequest, Pending};
+use crate::httpd::{parse_query, Query, Response};
+
+fn topic_of(q: &Query) -> Result<Name, Response> {
     let raw = q
         .get("topic")
-        .ok_or_else(|| ApiResponse::error(400, "MISSING_ARG_TOPIC"))?;
-    Name::new(raw.as_bytes()).ok_or_else(|| ApiResponse::error(400, "INVALID_TOPIC"))
+        .ok_or_else(|| Response::nsq_v1_error(400, "MISSING_ARG_TOPIC"))?;
+    Name::new(raw.as_bytes()).ok_or_else(|| Response::nsq_v1_error(400, "INVALID_TOPIC"))
 }
 
 pub(super) fn pub_one(req: &ApiRequest<'_>, ctx: &ApiContext) -> Action {
     let max = ctx.options.max_msg_size.max(0) as usize;
     if req.body.len() > max {
-        return ApiResponse::error(413, "MSG_TOO_BIG").into();
+        return Response::nsq_v1_error(413, "MSG_TOO_BIG").into();
     }
     if req.body.is_empty() {
-        return ApiResponse::error(400, "MSG_EMPTY").into();
+        return Response::nsq_v1_error(400, "MSG_EMPTY").into();
     }
-    let Ok(q) = Query::parse(req.query) else {
-        return ApiResponse::error(400, "INVALID_REQUEST").into();
+    let Ok(q) = parse_query(req.query) else {
+        return Response::nsq_v1_error(400, "INVALID_REQUEST").into();
     };
     let topic = match topic_of(&q) {
         Ok(t) => t,
@@ -33,7 +34,7 @@ pub(super) fn pub_one(req: &ApiRequest<'_>, ctx: &ApiContext) -> Action {
     if let Some(raw) = q.get("defer") {
         match parse_go_int64(raw) {
             Some(v) if (0..=ctx.options.max_req_timeout_ms).contains(&v) => defer_ms = v,
-            _ => return ApiResponse::error(400, "INVALID_DEFER").into(),
+            _ => return Response::nsq_v1_error(400, "INVALID_DEFER").into(),
         }
     }
     let kind = if defer_ms > 0 { PubKind::Dpub } else { PubKind::Pub };
@@ -57,7 +58,7 @@ pub(super) fn pub_many(req: &ApiRequest<'_>, q: &Query, ctx: &ApiContext) -> Act
     let max_body = ctx.options.max_body_size.max(0) as usize;
     let max_msg = ctx.options.max_msg_size.max(0) as usize;
     if req.body.len() > max_body {
-        return ApiResponse::error(413, "BODY_TOO_BIG").into();
+        return Response::nsq_v1_error(413, "BODY_TOO_BIG").into();
     }
     let binary = match q.get("binary") {
         None | Some("false") | Some("0") => false,
@@ -74,7 +75,7 @@ pub(super) fn pub_many(req: &ApiRequest<'_>, q: &Query, ctx: &ApiContext) -> Act
         Err(r) => return r.into(),
     };
     if bodies.is_empty() {
-        return ApiResponse::text(b"OK").into();
+        return Response::nsq_v1_text("OK").into();
     }
     Action::Submit(
         Request::Publish {
@@ -88,7 +89,7 @@ pub(super) fn pub_many(req: &ApiRequest<'_>, q: &Query, ctx: &ApiContext) -> Act
 }
 
 /// Newline-separated messages; empty lines skipped; a `\r` is kept, as nsqd keeps it.
-fn text_bodies(body: &Bytes, max_msg: usize) -> Result<Vec<Bytes>, ApiResponse> {
+fn text_bodies(body: &Bytes, max_msg: usize) -> Result<Vec<Bytes>, Response> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < body.len() {
@@ -98,7 +99,7 @@ fn text_bodies(body: &Bytes, max_msg: usize) -> Result<Vec<Bytes>, ApiResponse> 
             .map_or(body.len(), |i| start + i);
         if end > start {
             if end - start > max_msg {
-                return Err(ApiResponse::error(413, "MSG_TOO_BIG"));
+                return Err(Response::nsq_v1_error(413, "MSG_TOO_BIG"));
             }
             out.push(body.slice(start..end));
         }
@@ -108,9 +109,9 @@ fn text_bodies(body: &Bytes, max_msg: usize) -> Result<Vec<Bytes>, ApiResponse> 
 }
 
 /// `[count][size][bytes]...`, big-endian int32s; trailing bytes are ignored.
-fn binary_bodies(body: &Bytes, max_body: usize, max_msg: usize) -> Result<Vec<Bytes>, ApiResponse> {
-    let bad_body = || ApiResponse::error(413, "BAD_BODY");
-    let bad_message = || ApiResponse::error(413, "BAD_MESSAGE");
+fn binary_bodies(body: &Bytes, max_body: usize, max_msg: usize) -> Result<Vec<Bytes>, Response> {
+    let bad_body = || Response::nsq_v1_error(413, "BAD_BODY");
+    let bad_message = || Response::nsq_v1_error(413, "BAD_MESSAGE");
     let read_i32 = |at: usize| {
         body.get(at..at + 4)
             .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -175,13 +176,13 @@ mod tests {
         assert_eq!(binary_bodies(&Bytes::from(b.clone()), 100, 10).unwrap().len(), 2);
         b[3] = 0;
         assert_eq!(
-            binary_bodies(&Bytes::from(b.clone()), 100, 10).unwrap_err().body,
-            br#"{"message":"BAD_BODY"}"#
+            &binary_bodies(&Bytes::from(b.clone()), 100, 10).unwrap_err().body[..],
+            &br#"{"message":"BAD_BODY"}"#[..]
         );
         let short = vec![0, 0, 0, 1, 0, 0, 0, 5, b'x'];
         assert_eq!(
-            binary_bodies(&Bytes::from(short), 100, 10).unwrap_err().body,
-            br#"{"message":"BAD_MESSAGE"}"#
+            &binary_bodies(&Bytes::from(short), 100, 10).unwrap_err().body[..],
+            &br#"{"message":"BAD_MESSAGE"}"#[..]
         );
     }
 

@@ -1,0 +1,127 @@
+//! From squalld's command line to a node: addresses, data directory, and the `/config/:opt`
+//! values nsqd's HTTP API reports.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use crate::config::{DaemonConfig, TlsMinVersion, TlsRequired};
+use crate::{DiskOptions, NodeConfig};
+
+fn resolve(flag: &str, addr: &str) -> anyhow::Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("invalid {flag} {addr:?} (Unix socket paths are not supported yet)"))?
+        .next()
+        .with_context(|| format!("{flag} {addr:?} resolves to no address"))
+}
+
+pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeConfig> {
+    let data_path = if c.data_path.is_empty() {
+        std::env::current_dir().context("no --data-path and no current directory")?
+    } else {
+        PathBuf::from(&c.data_path)
+    };
+    Ok(NodeConfig {
+        options: c.options.clone(),
+        tcp_address: resolve("--tcp-address", &c.tcp_address)?,
+        http_address: if c.http_address.is_empty() { None } else { Some(resolve("--http-address", &c.http_address)?) },
+        shards: c.shards,
+        pin_threads,
+        data_path: Some(data_path),
+        disk: DiskOptions {
+            max_bytes_per_file: c.max_bytes_per_file,
+            sync_every: c.sync_every,
+            sync_timeout_ms: c.sync_timeout_ms,
+        },
+        hostname: c.hostname.clone(),
+        broadcast_address: c.broadcast_address.clone(),
+        config_values: config_values(c),
+    })
+}
+
+const NS_PER_MS: i64 = 1_000_000;
+
+/// Every option `GET /config/:opt` can read, by nsqd's config name, rendered as nsqd renders
+/// it: durations in nanoseconds, `log_level` and `tls_min_version` as numbers (spec A.9).
+pub fn config_values(c: &DaemonConfig) -> BTreeMap<String, Value> {
+    let o = &c.options;
+    let log_level = ["debug", "info", "warn", "error", "fatal"].iter().position(|l| *l == c.log_level).map_or(2, |i| i + 1);
+    let tls_min = match c.tls_min_version {
+        TlsMinVersion::Tls10 => 769,
+        TlsMinVersion::Tls11 => 770,
+        TlsMinVersion::Tls12 => 771,
+        TlsMinVersion::Tls13 => 772,
+    };
+    let tls_required = match c.tls_required {
+        TlsRequired::NotRequired => 0,
+        TlsRequired::RequiredExceptHttp => 1,
+        TlsRequired::Required => 2,
+    };
+    let statsd_prefix = {
+        let host = format!("{}_{}", c.broadcast_address, c.broadcast_http_port).replace(['.', ':'], "_");
+        let mut p = c.statsd_prefix.replace("%s", &host);
+        if !p.is_empty() && !p.ends_with('.') {
+            p.push('.');
+        }
+        p
+    };
+    let pairs: Vec<(&str, Value)> = vec![
+        ("id", json!(o.node_id)),
+        ("log_level", json!(log_level)),
+        ("log_prefix", json!(c.log_prefix)),
+        ("topology_region", json!(c.topology_region)),
+        ("topology_zone", json!(c.topology_zone)),
+        ("tcp_address", json!(c.tcp_address)),
+        ("http_address", json!(c.http_address)),
+        ("https_address", json!(c.https_address)),
+        ("broadcast_address", json!(c.broadcast_address)),
+        ("broadcast_tcp_port", json!(c.broadcast_tcp_port)),
+        ("broadcast_http_port", json!(c.broadcast_http_port)),
+        ("nsqlookupd_tcp_addresses", json!(c.lookupd_tcp_addresses)),
+        ("auth_http_addresses", json!(c.auth_http_addresses)),
+        ("auth_http_request_method", json!(c.auth_http_request_method)),
+        ("http_client_connect_timeout", json!(c.http_client_connect_timeout_ms * NS_PER_MS)),
+        ("http_client_request_timeout", json!(c.http_client_request_timeout_ms * NS_PER_MS)),
+        ("data_path", json!(c.data_path)),
+        ("mem_queue_size", json!(o.mem_queue_size)),
+        ("max_bytes_per_file", json!(c.max_bytes_per_file)),
+        ("sync_every", json!(c.sync_every)),
+        ("sync_timeout", json!(c.sync_timeout_ms * NS_PER_MS)),
+        ("queue_scan_selection_count", json!(c.queue_scan_selection_count)),
+        ("queue_scan_worker_pool_max", json!(c.queue_scan_worker_pool_max)),
+        ("msg_timeout", json!(o.msg_timeout_ms * NS_PER_MS)),
+        ("max_msg_timeout", json!(o.max_msg_timeout_ms * NS_PER_MS)),
+        ("max_msg_size", json!(o.max_msg_size)),
+        ("max_body_size", json!(o.max_body_size)),
+        ("max_req_timeout", json!(o.max_req_timeout_ms * NS_PER_MS)),
+        ("max_heartbeat_interval", json!(o.max_heartbeat_interval_ms * NS_PER_MS)),
+        ("max_rdy_count", json!(o.max_rdy_count)),
+        ("max_output_buffer_size", json!(o.max_output_buffer_size)),
+        ("max_output_buffer_timeout", json!(o.max_output_buffer_timeout_ms * NS_PER_MS)),
+        ("min_output_buffer_timeout", json!(o.min_output_buffer_timeout_ms * NS_PER_MS)),
+        ("output_buffer_timeout", json!(o.output_buffer_timeout_ms * NS_PER_MS)),
+        ("max_channel_consumers", json!(o.max_channel_consumers)),
+        ("statsd_address", json!(c.statsd_address)),
+        ("statsd_prefix", json!(statsd_prefix)),
+        ("statsd_interval", json!(c.statsd_interval_ms * NS_PER_MS)),
+        ("statsd_mem_stats", json!(c.statsd_mem_stats)),
+        ("statsd_udp_packet_size", json!(c.statsd_udp_packet_size)),
+        ("statsd_exclude_ephemeral", json!(c.statsd_exclude_ephemeral)),
+        ("e2e_processing_latency_window_time", json!(c.e2e_processing_latency_window_time_ms * NS_PER_MS)),
+        ("e2e_processing_latency_percentiles", json!(c.e2e_processing_latency_percentiles)),
+        ("tls_cert", json!(c.tls_cert)),
+        ("tls_key", json!(c.tls_key)),
+        ("tls_client_auth_policy", json!(c.tls_client_auth_policy)),
+        ("tls_root_ca_file", json!(c.tls_root_ca_file)),
+        ("tls_required", json!(tls_required)),
+        ("tls_min_version", json!(tls_min)),
+        ("deflate", json!(c.deflate)),
+        ("max_deflate_level", json!(o.max_deflate_level)),
+        ("snappy", json!(c.snappy)),
+        ("enable_experiment", json!(c.enable_experiments)),
+    ];
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}

@@ -1,0 +1,170 @@
+//! nsqd's HTTP API on the shard loop: HTTP/1.1 framing from `squall_rpc::httpd`, the API from
+//! `squall_rpc::nsqd`, broker work through `Broker::submit`. One request per connection is
+//! served at a time; pipelined requests wait in the input buffer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use bytes::Buf;
+use squall_core::broker::{Broker, Net, Origin, Response as BrokerResponse};
+use squall_rpc::httpd::{expects_continue, http_date, parse_request, HttpError, Limits, ReplyTo, Response};
+use squall_rpc::nsqd::{self, Action, ApiContext, ApiRequest, Pending};
+
+/// Request head bytes accepted (Go's default header limit).
+const HEADER_BYTES_MAX: usize = (1 << 20) + 4096;
+const HEADERS_MAX: usize = 100;
+
+struct HttpConn {
+    /// The request being served: its number, framing and how to finish it.
+    busy: Option<(u64, ReplyTo, Pending)>,
+    continued: bool,
+}
+
+pub struct HttpFront {
+    ctx: Arc<OnceLock<ApiContext>>,
+    /// This shard's copy (it takes `/config` changes and the current health).
+    local: Option<ApiContext>,
+    limits: Limits,
+    conns: HashMap<u64, HttpConn>,
+    next_seq: u64,
+}
+
+impl HttpFront {
+    pub fn new(ctx: Arc<OnceLock<ApiContext>>, max_body_size: usize) -> HttpFront {
+        let limits = Limits { header_bytes_max: HEADER_BYTES_MAX, headers_max: HEADERS_MAX, body_bytes_max: max_body_size };
+        HttpFront { ctx, local: None, limits, conns: HashMap::new(), next_seq: 0 }
+    }
+
+    /// Input bytes a connection may hold: one whole request.
+    pub fn input_max_bytes(max_body_size: usize) -> usize {
+        Limits { header_bytes_max: HEADER_BYTES_MAX, headers_max: HEADERS_MAX, body_bytes_max: max_body_size }
+            .request_bytes_max()
+    }
+
+    pub fn owns(&self, conn: u64) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
+    pub fn on_accept(&mut self, conn: u64) {
+        self.conns.insert(conn, HttpConn { busy: None, continued: false });
+    }
+
+    pub fn on_closed(&mut self, conn: u64) {
+        self.conns.remove(&conn);
+    }
+
+    /// Shutdown: idle connections close now; one being served closes after its answer.
+    pub fn close_idle<N: Net>(&mut self, net: &mut N) {
+        for (&conn, state) in &self.conns {
+            if state.busy.is_none() {
+                net.close(conn);
+            }
+        }
+    }
+
+    fn context<D: Send + 'static>(&mut self, broker: &Broker<D>) -> Option<&mut ApiContext> {
+        if self.local.is_none() {
+            self.local = self.ctx.get().cloned();
+        }
+        let ctx = self.local.as_mut()?;
+        ctx.health = match broker.health_error() {
+            None => "OK".to_string(),
+            Some(e) => format!("NOK - {e}"),
+        };
+        Some(ctx)
+    }
+
+    pub fn on_input<D: Send + 'static, N: Net<Detached = D>>(&mut self, broker: &mut Broker<D>, net: &mut N, conn: u64) {
+        loop {
+            let Some(state) = self.conns.get_mut(&conn) else { return };
+            if state.busy.is_some() {
+                return;
+            }
+            let Some(input) = net.input(conn) else { return };
+            let parsed = parse_request(input, &self.limits);
+            let (req, used) = match parsed {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    if !state.continued && expects_continue(input, &self.limits) {
+                        state.continued = true;
+                        net.write(conn, squall_rpc::httpd::CONTINUE_BYTES);
+                        net.flush(conn);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    fail(net, conn, &e);
+                    return;
+                }
+            };
+            input.advance(used);
+            state.continued = false;
+            let reply_to = req.reply_to();
+            let Some(ctx) = self.context(broker) else {
+                // Not started yet: the listener is open a moment before the context is set.
+                respond(net, conn, &reply_to, Response::nsq_v1_error(503, "STARTING"));
+                if !reply_to.keep_alive {
+                    return;
+                }
+                continue;
+            };
+            let api = ApiRequest { method: &req.method, path: &req.path, query: &req.raw_query, body: req.body.clone() };
+            match nsqd::handle(&api, ctx) {
+                Action::Respond(resp) => {
+                    respond(net, conn, &reply_to, resp);
+                    if !reply_to.keep_alive {
+                        return;
+                    }
+                }
+                Action::Submit(request, pending) => {
+                    self.next_seq += 1;
+                    let seq = self.next_seq;
+                    if let Some(state) = self.conns.get_mut(&conn) {
+                        state.busy = Some((seq, reply_to, pending));
+                    }
+                    broker.submit(net, Origin { conn, seq }, request);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers requests the broker finished, then reads what waited behind them.
+    pub fn on_responses<D: Send + 'static, N: Net<Detached = D>>(
+        &mut self,
+        broker: &mut Broker<D>,
+        net: &mut N,
+        responses: Vec<(Origin, BrokerResponse)>,
+    ) {
+        for (origin, resp) in responses {
+            let Some(state) = self.conns.get_mut(&origin.conn) else { continue };
+            let Some((seq, reply_to, pending)) = state.busy.take() else { continue };
+            if seq != origin.seq {
+                state.busy = Some((seq, reply_to, pending));
+                continue;
+            }
+            let Some(ctx) = self.context(broker) else { continue };
+            let response = nsqd::finish(pending, resp, ctx);
+            respond(net, origin.conn, &reply_to, response);
+            if reply_to.keep_alive {
+                self.on_input(broker, net, origin.conn);
+            }
+        }
+    }
+}
+
+fn respond<N: Net>(net: &mut N, conn: u64, reply_to: &ReplyTo, resp: Response) {
+    let date = http_date(SystemTime::now());
+    net.write(conn, &resp.to_bytes(reply_to, &date));
+    net.flush(conn);
+    if !reply_to.keep_alive {
+        net.close(conn);
+    }
+}
+
+fn fail<N: Net>(net: &mut N, conn: u64, e: &HttpError) {
+    net.write(conn, &e.response_bytes());
+    net.flush(conn);
+    net.close(conn);
+}
