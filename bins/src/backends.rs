@@ -104,7 +104,12 @@ impl BackendFactory for DiskFactory {
             Ok(queue) => {
                 // A reopened queue's positions continue where it left off.
                 let written = queue.durable_position();
-                Ok(Box::new(DiskBackend { queue: Some(queue), written, round: None, next_round: 0 }))
+                Ok(Box::new(DiskBackend {
+                    queue: Some(queue),
+                    written,
+                    round: None,
+                    next_round: 0,
+                }))
             }
             Err(e) => {
                 eprintln!("[nsqd] ERROR: failed to open disk queue {name} - {e}");
@@ -127,5 +132,10 @@ pub fn factory_maker(dir: PathBuf, options: &Options, disk: &DiskOptions) -> Fac
         sync_every: disk.sync_every.max(1) as u64,
         sync_timeout: Duration::from_millis(disk.sync_timeout_ms.max(0) as u64),
     };
-    Arc::new(move || Box::new(DiskFactory { dir: dir.clone(), options }) as Box<dyn BackendFactory>)
+    Arc::new(move || {
+        Box::new(DiskFactory {
+            dir: dir.clone(),
+            options,
+        }) as Box<dyn BackendFactory>
+    })
 }

@@ -27,7 +27,11 @@ pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeCo
     Ok(NodeConfig {
         options: c.options.clone(),
         tcp_address: resolve("--tcp-address", &c.tcp_address)?,
-        http_address: if c.http_address.is_empty() { None } else { Some(resolve("--http-address", &c.http_address)?) },
+        http_address: if c.http_address.is_empty() {
+            None
+        } else {
+            Some(resolve("--http-address", &c.http_address)?)
+        },
         shards: c.shards,
         pin_threads,
         data_path: Some(data_path),
@@ -48,7 +52,10 @@ const NS_PER_MS: i64 = 1_000_000;
 /// it: durations in nanoseconds, `log_level` and `tls_min_version` as numbers (spec A.9).
 pub fn config_values(c: &DaemonConfig) -> BTreeMap<String, Value> {
     let o = &c.options;
-    let log_level = ["debug", "info", "warn", "error", "fatal"].iter().position(|l| *l == c.log_level).map_or(2, |i| i + 1);
+    let log_level = ["debug", "info", "warn", "error", "fatal"]
+        .iter()
+        .position(|l| *l == c.log_level)
+        .map_or(2, |i| i + 1);
     let tls_min = match c.tls_min_version {
         TlsMinVersion::Tls10 => 769,
         TlsMinVersion::Tls11 => 770,
@@ -83,8 +90,14 @@ pub fn config_values(c: &DaemonConfig) -> BTreeMap<String, Value> {
         ("nsqlookupd_tcp_addresses", json!(c.lookupd_tcp_addresses)),
         ("auth_http_addresses", json!(c.auth_http_addresses)),
         ("auth_http_request_method", json!(c.auth_http_request_method)),
-        ("http_client_connect_timeout", json!(c.http_client_connect_timeout_ms * NS_PER_MS)),
-        ("http_client_request_timeout", json!(c.http_client_request_timeout_ms * NS_PER_MS)),
+        (
+            "http_client_connect_timeout",
+            json!(c.http_client_connect_timeout_ms * NS_PER_MS),
+        ),
+        (
+            "http_client_request_timeout",
+            json!(c.http_client_request_timeout_ms * NS_PER_MS),
+        ),
         ("data_path", json!(c.data_path)),
         ("mem_queue_size", json!(o.mem_queue_size)),
         ("max_bytes_per_file", json!(c.max_bytes_per_file)),
@@ -97,12 +110,24 @@ pub fn config_values(c: &DaemonConfig) -> BTreeMap<String, Value> {
         ("max_msg_size", json!(o.max_msg_size)),
         ("max_body_size", json!(o.max_body_size)),
         ("max_req_timeout", json!(o.max_req_timeout_ms * NS_PER_MS)),
-        ("max_heartbeat_interval", json!(o.max_heartbeat_interval_ms * NS_PER_MS)),
+        (
+            "max_heartbeat_interval",
+            json!(o.max_heartbeat_interval_ms * NS_PER_MS),
+        ),
         ("max_rdy_count", json!(o.max_rdy_count)),
         ("max_output_buffer_size", json!(o.max_output_buffer_size)),
-        ("max_output_buffer_timeout", json!(o.max_output_buffer_timeout_ms * NS_PER_MS)),
-        ("min_output_buffer_timeout", json!(o.min_output_buffer_timeout_ms * NS_PER_MS)),
-        ("output_buffer_timeout", json!(o.output_buffer_timeout_ms * NS_PER_MS)),
+        (
+            "max_output_buffer_timeout",
+            json!(o.max_output_buffer_timeout_ms * NS_PER_MS),
+        ),
+        (
+            "min_output_buffer_timeout",
+            json!(o.min_output_buffer_timeout_ms * NS_PER_MS),
+        ),
+        (
+            "output_buffer_timeout",
+            json!(o.output_buffer_timeout_ms * NS_PER_MS),
+        ),
         ("max_channel_consumers", json!(o.max_channel_consumers)),
         ("statsd_address", json!(c.statsd_address)),
         ("statsd_prefix", json!(statsd_prefix)),
@@ -110,8 +135,14 @@ pub fn config_values(c: &DaemonConfig) -> BTreeMap<String, Value> {
         ("statsd_mem_stats", json!(c.statsd_mem_stats)),
         ("statsd_udp_packet_size", json!(c.statsd_udp_packet_size)),
         ("statsd_exclude_ephemeral", json!(c.statsd_exclude_ephemeral)),
-        ("e2e_processing_latency_window_time", json!(c.e2e_processing_latency_window_time_ms * NS_PER_MS)),
-        ("e2e_processing_latency_percentiles", json!(c.e2e_processing_latency_percentiles)),
+        (
+            "e2e_processing_latency_window_time",
+            json!(c.e2e_processing_latency_window_time_ms * NS_PER_MS),
+        ),
+        (
+            "e2e_processing_latency_percentiles",
+            json!(c.e2e_processing_latency_percentiles),
+        ),
         ("tls_cert", json!(c.tls_cert)),
         ("tls_key", json!(c.tls_key)),
         ("tls_client_auth_policy", json!(c.tls_client_auth_policy)),

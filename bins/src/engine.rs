@@ -45,10 +45,19 @@ impl NsqEngine {
             broker.set_backend_factory(make());
         }
         let http = HttpFront::new(shared.api.clone(), shared.options.max_body_size.max(0) as usize);
-        NsqEngine { shard, broker, http, shared }
+        NsqEngine {
+            shard,
+            broker,
+            http,
+            shared,
+        }
     }
 
-    fn with<R>(&mut self, io: &mut Io<Msg>, f: impl FnOnce(&mut Broker<Detached>, &mut HttpFront, &mut IoNet<'_>) -> R) -> R {
+    fn with<R>(
+        &mut self,
+        io: &mut Io<Msg>,
+        f: impl FnOnce(&mut Broker<Detached>, &mut HttpFront, &mut IoNet<'_>) -> R,
+    ) -> R {
         let mut net = IoNet { io };
         let r = f(&mut self.broker, &mut self.http, &mut net);
         if self.broker.has_responses() {
@@ -152,14 +161,26 @@ impl Engine for NsqEngine {
     }
     fn on_input(&mut self, io: &mut Io<Msg>, c: ConnId) {
         let c = c.to_u64();
-        self.with(io, |b, h, n| if h.owns(c) { h.on_input(b, n, c) } else { b.on_input(n, c) })
+        self.with(io, |b, h, n| {
+            if h.owns(c) {
+                h.on_input(b, n, c)
+            } else {
+                b.on_input(n, c)
+            }
+        })
     }
     fn on_drained(&mut self, io: &mut Io<Msg>, c: ConnId) {
         self.with(io, |b, _, n| b.on_drained(n, c.to_u64()))
     }
     fn on_closed(&mut self, io: &mut Io<Msg>, c: ConnId) {
         let c = c.to_u64();
-        self.with(io, |b, h, n| if h.owns(c) { h.on_closed(c) } else { b.on_closed(n, c) })
+        self.with(io, |b, h, n| {
+            if h.owns(c) {
+                h.on_closed(c)
+            } else {
+                b.on_closed(n, c)
+            }
+        })
     }
     fn on_detached(&mut self, io: &mut Io<Msg>, c: ConnId, detached: Detached) {
         self.with(io, |b, _, n| b.on_detached(n, c.to_u64(), detached))

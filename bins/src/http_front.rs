@@ -32,14 +32,28 @@ pub struct HttpFront {
 
 impl HttpFront {
     pub fn new(ctx: Arc<OnceLock<ApiContext>>, max_body_size: usize) -> HttpFront {
-        let limits = Limits { header_bytes_max: HEADER_BYTES_MAX, headers_max: HEADERS_MAX, body_bytes_max: max_body_size };
-        HttpFront { ctx, local: None, limits, conns: HashMap::new(), next_seq: 0 }
+        let limits = Limits {
+            header_bytes_max: HEADER_BYTES_MAX,
+            headers_max: HEADERS_MAX,
+            body_bytes_max: max_body_size,
+        };
+        HttpFront {
+            ctx,
+            local: None,
+            limits,
+            conns: HashMap::new(),
+            next_seq: 0,
+        }
     }
 
     /// Input bytes a connection may hold: one whole request.
     pub fn input_max_bytes(max_body_size: usize) -> usize {
-        Limits { header_bytes_max: HEADER_BYTES_MAX, headers_max: HEADERS_MAX, body_bytes_max: max_body_size }
-            .request_bytes_max()
+        Limits {
+            header_bytes_max: HEADER_BYTES_MAX,
+            headers_max: HEADERS_MAX,
+            body_bytes_max: max_body_size,
+        }
+        .request_bytes_max()
     }
 
     pub fn owns(&self, conn: u64) -> bool {
@@ -47,7 +61,13 @@ impl HttpFront {
     }
 
     pub fn on_accept(&mut self, conn: u64) {
-        self.conns.insert(conn, HttpConn { busy: None, continued: false });
+        self.conns.insert(
+            conn,
+            HttpConn {
+                busy: None,
+                continued: false,
+            },
+        );
     }
 
     pub fn on_closed(&mut self, conn: u64) {
@@ -75,9 +95,16 @@ impl HttpFront {
         Some(ctx)
     }
 
-    pub fn on_input<D: Send + 'static, N: Net<Detached = D>>(&mut self, broker: &mut Broker<D>, net: &mut N, conn: u64) {
+    pub fn on_input<D: Send + 'static, N: Net<Detached = D>>(
+        &mut self,
+        broker: &mut Broker<D>,
+        net: &mut N,
+        conn: u64,
+    ) {
         loop {
-            let Some(state) = self.conns.get_mut(&conn) else { return };
+            let Some(state) = self.conns.get_mut(&conn) else {
+                return;
+            };
             if state.busy.is_some() {
                 return;
             }
@@ -109,7 +136,12 @@ impl HttpFront {
                 }
                 continue;
             };
-            let api = ApiRequest { method: &req.method, path: &req.path, query: &req.raw_query, body: req.body.clone() };
+            let api = ApiRequest {
+                method: &req.method,
+                path: &req.path,
+                query: &req.raw_query,
+                body: req.body.clone(),
+            };
             match nsqd::handle(&api, ctx) {
                 Action::Respond(resp) => {
                     respond(net, conn, &reply_to, resp);
@@ -138,8 +170,12 @@ impl HttpFront {
         responses: Vec<(Origin, BrokerResponse)>,
     ) {
         for (origin, resp) in responses {
-            let Some(state) = self.conns.get_mut(&origin.conn) else { continue };
-            let Some((seq, reply_to, pending)) = state.busy.take() else { continue };
+            let Some(state) = self.conns.get_mut(&origin.conn) else {
+                continue;
+            };
+            let Some((seq, reply_to, pending)) = state.busy.take() else {
+                continue;
+            };
             if seq != origin.seq {
                 state.busy = Some((seq, reply_to, pending));
                 continue;

@@ -8,8 +8,8 @@
 //! - `to_file`: the nsq_to_file drop-in (a blocking NSQ consumer writing topics to files);
 //!   `bin/squall-to-file.rs` is its thin entry point.
 
-pub mod config;
 mod backends;
+pub mod config;
 pub mod daemon;
 mod engine;
 mod http_front;
@@ -43,7 +43,11 @@ pub struct DiskOptions {
 
 impl Default for DiskOptions {
     fn default() -> Self {
-        DiskOptions { max_bytes_per_file: 104_857_600, sync_every: 2500, sync_timeout_ms: 2000 }
+        DiskOptions {
+            max_bytes_per_file: 104_857_600,
+            sync_every: 2500,
+            sync_timeout_ms: 2000,
+        }
     }
 }
 
@@ -102,7 +106,8 @@ impl Node {
         let options = config.options.clone();
         let shards = config.shards.max(1);
         let max_body = options.max_body_size.max(options.max_msg_size).max(0) as usize;
-        let input_max_bytes = (max_body + INPUT_SLACK_BYTES).max(http_front::HttpFront::input_max_bytes(max_body));
+        let input_max_bytes =
+            (max_body + INPUT_SLACK_BYTES).max(http_front::HttpFront::input_max_bytes(max_body));
 
         let mut metadata = None;
         let mut preload = Vec::new();
@@ -113,7 +118,11 @@ impl Node {
             preload = metadata::load(dir).map_err(io::Error::other)?;
             let (writer, thread) = MetadataWriter::start(dir.clone(), shards);
             metadata = Some((writer, thread, lock));
-            backends = Some(backends::factory_maker(dir.clone(), &config.options, &config.disk));
+            backends = Some(backends::factory_maker(
+                dir.clone(),
+                &config.options,
+                &config.disk,
+            ));
         }
         let shared = Shared {
             options: options.clone(),
@@ -135,7 +144,9 @@ impl Node {
             name: "squalld".to_string(),
         };
         let api = shared.api.clone();
-        let handle = Runtime::start(runtime, move |shard, shards| NsqEngine::new(shared.clone(), shard, shards))?;
+        let handle = Runtime::start(runtime, move |shard, shards| {
+            NsqEngine::new(shared.clone(), shard, shards)
+        })?;
         let tcp_address = handle.local_addrs()[0];
         let http_address = config.http_address.map(|_| handle.local_addrs()[1]);
         let _ = api.set(ApiContext {
@@ -144,12 +155,19 @@ impl Node {
             broadcast_address: config.broadcast_address,
             tcp_port: tcp_address.port() as i64,
             http_port: http_address.map_or(-1, |a| a.port() as i64),
-            start_time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
+            start_time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
             started: Instant::now(),
             health: "OK".to_string(),
             config: config.config_values,
         });
-        Ok(Node { handle, tcp_address, http_address, metadata })
+        Ok(Node {
+            handle,
+            tcp_address,
+            http_address,
+            metadata,
+        })
     }
 
     /// The NSQ TCP address actually bound (the port is resolved when 0 was asked for).

@@ -363,6 +363,11 @@ impl Engine for LookupdEngine {
     }
 
     fn on_input(&mut self, io: &mut Io<()>, conn: ConnId) {
+        // A connection being closed after an error reads nothing more: nsqlookupd stops at the
+        // first error, and Go's HTTP server at the first unreadable request.
+        if !io.is_open(conn) {
+            return;
+        }
         match self.conns.get(&conn) {
             Some(Conn::Tcp(_)) => self.on_tcp_input(io, conn),
             Some(Conn::Http { .. }) => self.on_http_input(io, conn),

@@ -57,12 +57,19 @@ pub fn load(data_path: &Path) -> anyhow::Result<Vec<TopicMeta>> {
             .filter_map(|c| match Name::new(c.name.as_bytes()) {
                 Some(n) => Some((n, c.paused)),
                 None => {
-                    eprintln!("[nsqd] WARNING: skipping creation of invalid channel {:?}", c.name);
+                    eprintln!(
+                        "[nsqd] WARNING: skipping creation of invalid channel {:?}",
+                        c.name
+                    );
                     None
                 }
             })
             .collect();
-        topics.push(TopicMeta { name, paused: t.paused, channels });
+        topics.push(TopicMeta {
+            name,
+            paused: t.paused,
+            channels,
+        });
     }
     Ok(topics)
 }
@@ -75,7 +82,13 @@ fn render(parts: &[Vec<TopicMeta>]) -> Vec<u8> {
             name: t.name.to_string(),
             paused: t.paused,
             channels: (!t.channels.is_empty()).then(|| {
-                t.channels.iter().map(|(n, p)| FileChannel { name: n.to_string(), paused: *p }).collect()
+                t.channels
+                    .iter()
+                    .map(|(n, p)| FileChannel {
+                        name: n.to_string(),
+                        paused: *p,
+                    })
+                    .collect()
             }),
         })
         .collect();
@@ -90,7 +103,11 @@ fn render(parts: &[Vec<TopicMeta>]) -> Vec<u8> {
 fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!("nsqd.dat.{}.tmp", std::process::id()));
     {
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -113,10 +130,16 @@ pub struct MetadataWriter {
 impl MetadataWriter {
     pub fn start(dir: PathBuf, shards: usize) -> (MetadataWriter, JoinHandle<()>) {
         let shared = Arc::new((
-            Mutex::new(State { parts: vec![Vec::new(); shards], dirty: false, stop: false }),
+            Mutex::new(State {
+                parts: vec![Vec::new(); shards],
+                dirty: false,
+                stop: false,
+            }),
             Condvar::new(),
         ));
-        let writer = MetadataWriter { shared: shared.clone() };
+        let writer = MetadataWriter {
+            shared: shared.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("squalld-metadata".into())
             .spawn(move || loop {
@@ -190,8 +213,16 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let t = |n: &str| Name::new(n.as_bytes()).unwrap();
         let parts = vec![
-            vec![TopicMeta { name: t("a"), paused: false, channels: vec![(t("c"), true)] }],
-            vec![TopicMeta { name: t("b"), paused: true, channels: vec![] }],
+            vec![TopicMeta {
+                name: t("a"),
+                paused: false,
+                channels: vec![(t("c"), true)],
+            }],
+            vec![TopicMeta {
+                name: t("b"),
+                paused: true,
+                channels: vec![],
+            }],
         ];
         let bytes = render(&parts);
         assert_eq!(

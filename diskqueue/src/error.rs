@@ -8,7 +8,12 @@ pub enum OpenError {
     #[error("invalid disk queue name {0:?}: it must be non-empty and contain no '/' or NUL")]
     InvalidName(String),
     #[error("disk queue {queue}: cannot {op} {file}: {source}")]
-    Io { queue: String, op: &'static str, file: String, source: io::Error },
+    Io {
+        queue: String,
+        op: &'static str,
+        file: String,
+        source: io::Error,
+    },
 }
 
 /// Why [`DiskQueue::put`](crate::DiskQueue::put) refused a record. The queue is unchanged.
@@ -31,7 +36,11 @@ pub enum PutError {
 #[derive(Debug, thiserror::Error)]
 pub enum EmptyError {
     #[error("cannot {op} {file}: {source}")]
-    Io { op: &'static str, file: String, source: io::Error },
+    Io {
+        op: &'static str,
+        file: String,
+        source: io::Error,
+    },
 }
 
 /// Why [`DiskQueue::delete`](crate::DiskQueue::delete) failed.

@@ -21,7 +21,10 @@ pub fn meta_file_name(queue: &str) -> String {
 
 /// The segment number in `file` when it is one of `queue`'s segment files.
 pub fn parse_segment_file_name(queue: &str, file: &str) -> Option<u64> {
-    let digits = file.strip_prefix(queue)?.strip_prefix(".squall.")?.strip_suffix(".dat")?;
+    let digits = file
+        .strip_prefix(queue)?
+        .strip_prefix(".squall.")?
+        .strip_suffix(".dat")?;
     if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -199,10 +202,14 @@ pub fn record_at(seg: &[u8], offset: usize, end: usize) -> Option<RecordRef> {
 /// The first valid record in `[from, end)` with a sequence number of at least `min_seq`
 /// (`None` = any), trying `hint` (the end of a damaged record whose length looked plausible) first.
 /// Probes aligned offsets only.
-pub fn resync(seg: &[u8], from: usize, end: usize, min_seq: Option<u64>, hint: Option<usize>) -> Option<usize> {
-    let ok = |off: usize| {
-        record_at(seg, off, end).is_some_and(|r| min_seq.is_none_or(|m| r.seq >= m))
-    };
+pub fn resync(
+    seg: &[u8],
+    from: usize,
+    end: usize,
+    min_seq: Option<u64>,
+    hint: Option<usize>,
+) -> Option<usize> {
+    let ok = |off: usize| record_at(seg, off, end).is_some_and(|r| min_seq.is_none_or(|m| r.seq >= m));
     if let Some(h) = hint.filter(|&h| h >= from && ok(h)) {
         return Some(h);
     }
@@ -431,9 +438,21 @@ mod tests {
     fn meta_round_trip_and_crc() {
         let m = MetaState {
             generation: 5,
-            read: Position { segment: 1, offset: 32, seq: 10 },
-            write: Position { segment: 3, offset: 4000, seq: 99 },
-            durable: Position { segment: 2, offset: 64, seq: 50 },
+            read: Position {
+                segment: 1,
+                offset: 32,
+                seq: 10,
+            },
+            write: Position {
+                segment: 3,
+                offset: 4000,
+                seq: 99,
+            },
+            durable: Position {
+                segment: 2,
+                offset: 64,
+                seq: 50,
+            },
             depth: 89,
             corrupt_records_skipped: 2,
             clean: true,
@@ -451,7 +470,10 @@ mod tests {
         assert_eq!(segment_file_name("t", 1_234_567), "t.squall.1234567.dat");
         assert_eq!(parse_segment_file_name("t", "t.squall.000003.dat"), Some(3));
         assert_eq!(parse_segment_file_name("t", "t.squall.meta.dat"), None);
-        assert_eq!(parse_segment_file_name("t", "t.squall.000001.squall.000002.dat"), None);
+        assert_eq!(
+            parse_segment_file_name("t", "t.squall.000001.squall.000002.dat"),
+            None
+        );
         assert_eq!(parse_segment_file_name("t", "tt.squall.000003.dat"), None);
     }
 }

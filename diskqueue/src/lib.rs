@@ -1,6 +1,6 @@
 //! Squall's durable disk queue on mmap'd segment files.
-pub mod format;
 mod error;
+pub mod format;
 mod options;
 mod queue;
 mod recovery;

@@ -54,7 +54,9 @@ impl Options {
     /// The options clamped into the limits above.
     pub fn clamped(self) -> Options {
         Options {
-            max_bytes_per_file: self.max_bytes_per_file.clamp(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX),
+            max_bytes_per_file: self
+                .max_bytes_per_file
+                .clamp(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX),
             max_msg_size: self.max_msg_size,
             sync_every: self.sync_every.max(1),
             sync_timeout: self.sync_timeout,

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use crate::error::{DeleteError, EmptyError, PutError};
 use crate::format::{
     encode_meta, encode_record_header, encode_segment_header, meta_file_name, plausible_header_at, record_at,
-    record_bytes, resync, segment_file_name, MetaState, Position, RecordKind, META_SLOTS, META_SLOT_STRIDE_BYTES,
-    RECORD_ALIGN, SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES,
+    record_bytes, resync, segment_file_name, MetaState, Position, RecordKind, META_SLOTS,
+    META_SLOT_STRIDE_BYTES, RECORD_ALIGN, SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::options::Options;
 use crate::storage::{FileStorage, Mapping, Storage, StorageFile};
@@ -76,11 +76,16 @@ impl<S: Storage> DiskQueue<S> {
         }
         let max = self.opts.record_bytes_max();
         if record.len() as u64 > max {
-            return Err(PutError::TooLarge { len: record.len(), max });
+            return Err(PutError::TooLarge {
+                len: record.len(),
+                max,
+            });
         }
         let need = record_bytes(record.len());
         let fits = self.write_map.as_ref().is_some_and(|m| {
-            (self.write.offset as usize).checked_add(need + SEAL_RECORD_BYTES).is_some_and(|e| e <= m.len())
+            (self.write.offset as usize)
+                .checked_add(need + SEAL_RECORD_BYTES)
+                .is_some_and(|e| e <= m.len())
         });
         if !fits {
             self.roll(need)?;
@@ -107,8 +112,15 @@ impl<S: Storage> DiskQueue<S> {
 
     /// Seals the write segment and starts the next (or creates the first, lazily).
     fn roll(&mut self, need: usize) -> Result<(), PutError> {
-        let number = if self.write_map.is_some() { self.write.segment + 1 } else { self.write.segment };
-        let len = self.opts.max_bytes_per_file.max((SEGMENT_HEADER_BYTES + need + SEAL_RECORD_BYTES) as u64);
+        let number = if self.write_map.is_some() {
+            self.write.segment + 1
+        } else {
+            self.write.segment
+        };
+        let len = self
+            .opts
+            .max_bytes_per_file
+            .max((SEGMENT_HEADER_BYTES + need + SEAL_RECORD_BYTES) as u64);
         let file_name = segment_file_name(&self.name, number);
         let file = match self.storage.create(&file_name, len) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -120,7 +132,10 @@ impl<S: Storage> DiskQueue<S> {
             }
             other => other,
         }
-        .map_err(|source| PutError::Roll { file: file_name, source })?;
+        .map_err(|source| PutError::Roll {
+            file: file_name,
+            source,
+        })?;
         let mapping = Arc::clone(file.mapping());
         // SAFETY: a fresh mapping nobody has seen.
         unsafe { mapping.write(0, &encode_segment_header(number)) };
@@ -134,8 +149,18 @@ impl<S: Storage> DiskQueue<S> {
                 }
             }
         }
-        self.segments.insert(number, Segment { mapping: Arc::clone(&mapping), file: Some(file) });
-        self.write = Position { segment: number, offset: SEGMENT_HEADER_BYTES as u64, seq: self.write.seq };
+        self.segments.insert(
+            number,
+            Segment {
+                mapping: Arc::clone(&mapping),
+                file: Some(file),
+            },
+        );
+        self.write = Position {
+            segment: number,
+            offset: SEGMENT_HEADER_BYTES as u64,
+            seq: self.write.seq,
+        };
         if self.read.segment == number {
             self.read_map = Some(Arc::clone(&mapping));
         }
@@ -170,7 +195,11 @@ impl<S: Storage> DiskQueue<S> {
                 continue;
             };
             let in_write_segment = self.read.segment == self.write.segment;
-            let end = if in_write_segment { self.write.offset as usize } else { map.len() };
+            let end = if in_write_segment {
+                self.write.offset as usize
+            } else {
+                map.len()
+            };
             let off = self.read.offset as usize;
             let found = {
                 // SAFETY: only this thread writes the mapping, and not while this slice lives.
@@ -179,7 +208,8 @@ impl<S: Storage> DiskQueue<S> {
                     Some(r) => Ok(r),
                     None => {
                         // Damaged: jump over it if its length looks right, else scan.
-                        let hint = plausible_header_at(seg, off, end).map(|(_, _, len)| off + record_bytes(len));
+                        let hint =
+                            plausible_header_at(seg, off, end).map(|(_, _, len)| off + record_bytes(len));
                         Err(resync(seg, off + RECORD_ALIGN, end, Some(self.read.seq), hint))
                     }
                 }
@@ -211,12 +241,20 @@ impl<S: Storage> DiskQueue<S> {
     fn advance_read_segment(&mut self) {
         let old = self.read.segment;
         debug_assert!(old < self.write.segment);
-        let next = self.segments.range(old + 1..).next().map_or(self.write.segment, |(n, _)| *n);
+        let next = self
+            .segments
+            .range(old + 1..)
+            .next()
+            .map_or(self.write.segment, |(n, _)| *n);
         let next = next.min(self.write.segment);
         if self.segments.contains_key(&old) {
             self.consumed.push(old);
         }
-        self.read = Position { segment: next, offset: SEGMENT_HEADER_BYTES as u64, seq: self.read.seq };
+        self.read = Position {
+            segment: next,
+            offset: SEGMENT_HEADER_BYTES as u64,
+            seq: self.read.seq,
+        };
         self.read_map = self.segments.get(&next).map(|s| Arc::clone(&s.mapping));
         self.sync_soon = true;
     }
@@ -274,13 +312,21 @@ impl<S: Storage> DiskQueue<S> {
         for number in self.data_file_numbers() {
             let file = segment_file_name(&self.name, number);
             if let Err(source) = self.storage.remove(&file) {
-                first_error.get_or_insert(EmptyError::Io { op: "remove", file, source });
+                first_error.get_or_insert(EmptyError::Io {
+                    op: "remove",
+                    file,
+                    source,
+                });
             }
         }
         self.segments.clear();
         self.read_map = None;
         self.write_map = None;
-        let next = Position { segment: self.write.segment + 1, offset: SEGMENT_HEADER_BYTES as u64, seq: self.write.seq };
+        let next = Position {
+            segment: self.write.segment + 1,
+            offset: SEGMENT_HEADER_BYTES as u64,
+            seq: self.write.seq,
+        };
         self.write = next;
         self.read = next;
         self.durable = next;
@@ -293,10 +339,18 @@ impl<S: Storage> DiskQueue<S> {
         self.write_meta(false);
         let meta_file = meta_file_name(&self.name);
         if let Err(source) = self.meta.sync() {
-            first_error.get_or_insert(EmptyError::Io { op: "fsync", file: meta_file, source });
+            first_error.get_or_insert(EmptyError::Io {
+                op: "fsync",
+                file: meta_file,
+                source,
+            });
         }
         if let Err(source) = self.storage.sync_dir() {
-            first_error.get_or_insert(EmptyError::Io { op: "fsync", file: ".".to_string(), source });
+            first_error.get_or_insert(EmptyError::Io {
+                op: "fsync",
+                file: ".".to_string(),
+                source,
+            });
         }
         self.dir_dirty = false;
         first_error.map_or(Ok(()), Err)
@@ -304,8 +358,11 @@ impl<S: Storage> DiskQueue<S> {
 
     /// Removes every file of the queue (data and metadata). Not synced, like nsqd's `Delete`.
     pub fn delete(mut self) -> Result<(), DeleteError> {
-        let mut files: Vec<String> =
-            self.data_file_numbers().into_iter().map(|n| segment_file_name(&self.name, n)).collect();
+        let mut files: Vec<String> = self
+            .data_file_numbers()
+            .into_iter()
+            .map(|n| segment_file_name(&self.name, n))
+            .collect();
         files.push(meta_file_name(&self.name));
         self.segments.clear();
         let mut first_error = None;
@@ -340,7 +397,12 @@ mod tests {
     use crate::storage::CrashStorage;
 
     fn small() -> Options {
-        Options { max_bytes_per_file: 256, max_msg_size: 100, sync_every: 10, sync_timeout: Duration::from_secs(1) }
+        Options {
+            max_bytes_per_file: 256,
+            max_msg_size: 100,
+            sync_every: 10,
+            sync_timeout: Duration::from_secs(1),
+        }
     }
 
     #[test]
@@ -365,13 +427,20 @@ mod tests {
         let mut q = DiskQueue::open_with(CrashStorage::new(), "t", small()).expect("open");
         let max = 100 + 26;
         assert!(q.put(&vec![1u8; max]).is_ok());
-        assert!(matches!(q.put(&vec![1u8; max + 1]), Err(PutError::TooLarge { len: 127, max: 126 })));
+        assert!(matches!(
+            q.put(&vec![1u8; max + 1]),
+            Err(PutError::TooLarge { len: 127, max: 126 })
+        ));
         assert_eq!(q.depth(), 1);
     }
 
     #[test]
     fn a_record_larger_than_a_segment_gets_its_own() {
-        let opts = Options { max_bytes_per_file: 64, max_msg_size: 1000, ..small() };
+        let opts = Options {
+            max_bytes_per_file: 64,
+            max_msg_size: 1000,
+            ..small()
+        };
         let mut q = DiskQueue::open_with(CrashStorage::new(), "t", opts.clamped()).expect("open");
         q.put(&[7u8; 500]).expect("put");
         q.put(b"small").expect("put");
@@ -389,7 +458,10 @@ mod tests {
         let first = q.next().expect("first");
         while q.next().is_some() {}
         q.sync_now().expect("sync");
-        assert!(!s.file_names().contains(&segment_file_name("t", 0)), "consumed segment unlinked");
+        assert!(
+            !s.file_names().contains(&segment_file_name("t", 0)),
+            "consumed segment unlinked"
+        );
         assert_eq!(first, vec![0u8; 40]);
     }
 }

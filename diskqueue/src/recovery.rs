@@ -22,8 +22,9 @@ use std::time::Instant;
 use crate::error::OpenError;
 use crate::format::{
     decode_meta, encode_record_header, encode_segment_header, meta_file_name, parse_segment_file_name,
-    plausible_header_at, record_at, record_bytes, segment_file_name, segment_header_valid, MetaState, Position,
-    RecordKind, META_FILE_BYTES, META_SLOTS, META_SLOT_STRIDE_BYTES, SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES,
+    plausible_header_at, record_at, record_bytes, segment_file_name, segment_header_valid, MetaState,
+    Position, RecordKind, META_FILE_BYTES, META_SLOTS, META_SLOT_STRIDE_BYTES, SEAL_RECORD_BYTES,
+    SEGMENT_HEADER_BYTES,
 };
 use crate::options::Options;
 use crate::queue::{DiskQueue, Segment};
@@ -64,7 +65,12 @@ impl<S: Storage> DiskQueue<S> {
         }
         let io = |op: &'static str, file: String| {
             let queue = name.to_string();
-            move |source| OpenError::Io { queue, op, file, source }
+            move |source| OpenError::Io {
+                queue,
+                op,
+                file,
+                source,
+            }
         };
 
         // 1. Metadata.
@@ -78,24 +84,45 @@ impl<S: Storage> DiskQueue<S> {
             short => {
                 // Missing, or created but not yet sized when a crash came: start it anew.
                 drop(short);
-                storage.remove(&meta_name).map_err(io("remove", meta_name.clone()))?;
-                let f = storage.create(&meta_name, META_FILE_BYTES as u64).map_err(io("create", meta_name.clone()))?;
+                storage
+                    .remove(&meta_name)
+                    .map_err(io("remove", meta_name.clone()))?;
+                let f = storage
+                    .create(&meta_name, META_FILE_BYTES as u64)
+                    .map_err(io("create", meta_name.clone()))?;
                 (f, None)
             }
         };
 
         let (read, durable, clean, generation, corrupt, seq_known, numbers) = match state {
             Some(s) => {
-                let fix = |p: Position| Position { offset: p.offset.max(HEADER), ..p };
-                (fix(s.read), fix(s.durable), s.clean, s.generation, s.corrupt_records_skipped, true, Vec::new())
+                let fix = |p: Position| Position {
+                    offset: p.offset.max(HEADER),
+                    ..p
+                };
+                (
+                    fix(s.read),
+                    fix(s.durable),
+                    s.clean,
+                    s.generation,
+                    s.corrupt_records_skipped,
+                    true,
+                    Vec::new(),
+                )
             }
             None => {
                 let listing = storage.list().map_err(io("list", ".".to_string()))?;
-                let mut numbers: Vec<u64> =
-                    listing.iter().filter_map(|f| parse_segment_file_name(name, f)).collect();
+                let mut numbers: Vec<u64> = listing
+                    .iter()
+                    .filter_map(|f| parse_segment_file_name(name, f))
+                    .collect();
                 numbers.sort_unstable();
                 let lowest = numbers.first().copied().unwrap_or(0);
-                let start = Position { segment: lowest, offset: HEADER, seq: 0 };
+                let start = Position {
+                    segment: lowest,
+                    offset: HEADER,
+                    seq: 0,
+                };
                 (start, start, false, 0, 0, false, numbers)
             }
         };
@@ -111,7 +138,13 @@ impl<S: Storage> DiskQueue<S> {
                 let file_name = segment_file_name(name, n);
                 match storage.open(&file_name).map_err(io("open", file_name))? {
                     Some(f) => {
-                        segments.insert(n, Segment { mapping: Arc::clone(f.mapping()), file: Some(f) });
+                        segments.insert(
+                            n,
+                            Segment {
+                                mapping: Arc::clone(f.mapping()),
+                                file: Some(f),
+                            },
+                        );
                     }
                     None if n >= high => break,
                     None => {}
@@ -123,7 +156,11 @@ impl<S: Storage> DiskQueue<S> {
             while below > 0 {
                 below -= 1;
                 let file_name = segment_file_name(name, below);
-                if storage.open(&file_name).map_err(io("open", file_name.clone()))?.is_none() {
+                if storage
+                    .open(&file_name)
+                    .map_err(io("open", file_name.clone()))?
+                    .is_none()
+                {
                     break;
                 }
                 storage.remove(&file_name).map_err(io("remove", file_name))?;
@@ -132,7 +169,13 @@ impl<S: Storage> DiskQueue<S> {
         for n in numbers {
             let file_name = segment_file_name(name, n);
             if let Some(f) = storage.open(&file_name).map_err(io("open", file_name))? {
-                segments.insert(n, Segment { mapping: Arc::clone(f.mapping()), file: Some(f) });
+                segments.insert(
+                    n,
+                    Segment {
+                        mapping: Arc::clone(f.mapping()),
+                        file: Some(f),
+                    },
+                );
             }
         }
 
@@ -145,7 +188,11 @@ impl<S: Storage> DiskQueue<S> {
         let continue_in_place = clean && !scan.sealed && last_has_room;
         let write = if !scan.scanned_any {
             // No file at or after the durable position: the write segment is created lazily.
-            Position { segment: durable.segment, offset: HEADER, seq: write_seq }
+            Position {
+                segment: durable.segment,
+                offset: HEADER,
+                seq: write_seq,
+            }
         } else if continue_in_place {
             scan.end
         } else {
@@ -154,10 +201,21 @@ impl<S: Storage> DiskQueue<S> {
                     seal(seg, scan.end);
                 }
             }
-            Position { segment: scan.end.segment + 1, offset: HEADER, seq: write_seq }
+            Position {
+                segment: scan.end.segment + 1,
+                offset: HEADER,
+                seq: write_seq,
+            }
         };
 
-        let mut read = if seq_known { read } else { Position { seq: scan.first_seq.unwrap_or(write_seq), ..read } };
+        let mut read = if seq_known {
+            read
+        } else {
+            Position {
+                seq: scan.first_seq.unwrap_or(write_seq),
+                ..read
+            }
+        };
         if (read.segment, read.offset) > (write.segment, write.offset) || read.seq > write.seq {
             read = write;
         }
@@ -194,10 +252,18 @@ impl<S: Storage> DiskQueue<S> {
         q.sync_blocking(false).map_err(|e| {
             let queue = name.to_string();
             match e {
-                crate::error::SyncError::Io { file, source } => OpenError::Io { queue, op: "fsync", file, source },
-                crate::error::SyncError::Poisoned => {
-                    OpenError::Io { queue, op: "fsync", file: String::new(), source: std::io::Error::other("poisoned") }
-                }
+                crate::error::SyncError::Io { file, source } => OpenError::Io {
+                    queue,
+                    op: "fsync",
+                    file,
+                    source,
+                },
+                crate::error::SyncError::Poisoned => OpenError::Io {
+                    queue,
+                    op: "fsync",
+                    file: String::new(),
+                    source: std::io::Error::other("poisoned"),
+                },
             }
         })?;
         Ok(q)
@@ -224,7 +290,11 @@ fn scan_from<F>(segments: &BTreeMap<u64, Segment<F>>, from: Position, expected: 
         let seg = &segments[n];
         let map = &seg.mapping;
         let len = map.len();
-        let mut off = if *n == from.segment { from.offset as usize } else { SEGMENT_HEADER_BYTES };
+        let mut off = if *n == from.segment {
+            from.offset as usize
+        } else {
+            SEGMENT_HEADER_BYTES
+        };
         sealed = false;
         if len >= SEGMENT_HEADER_BYTES {
             // SAFETY: nothing is published yet and no other slice is alive.
@@ -263,7 +333,11 @@ fn scan_from<F>(segments: &BTreeMap<u64, Segment<F>>, from: Position, expected: 
                 }
             }
         }
-        end = Position { segment: *n, offset: off.min(len) as u64, seq: expected.unwrap_or(0) };
+        end = Position {
+            segment: *n,
+            offset: off.min(len) as u64,
+            seq: expected.unwrap_or(0),
+        };
         let last = i + 1 == numbers.len();
         if !last && !sealed {
             seal(seg, end);
@@ -272,7 +346,12 @@ fn scan_from<F>(segments: &BTreeMap<u64, Segment<F>>, from: Position, expected: 
     if numbers.is_empty() {
         end.seq = expected.unwrap_or(0);
     }
-    ScanEnd { end, sealed, first_seq, scanned_any: !numbers.is_empty() }
+    ScanEnd {
+        end,
+        sealed,
+        first_seq,
+        scanned_any: !numbers.is_empty(),
+    }
 }
 
 /// Writes a seal at `at` when it fits.
@@ -280,6 +359,9 @@ fn seal<F>(seg: &Segment<F>, at: Position) {
     let off = at.offset as usize;
     if off >= SEGMENT_HEADER_BYTES && off + SEAL_RECORD_BYTES <= seg.mapping.len() {
         // SAFETY: during open, before anything is published; no slice alive.
-        unsafe { seg.mapping.write(off, &encode_record_header(RecordKind::Seal, at.seq, &[])) };
+        unsafe {
+            seg.mapping
+                .write(off, &encode_record_header(RecordKind::Seal, at.seq, &[]))
+        };
     }
 }

@@ -50,7 +50,8 @@ impl<S: Storage> DiskQueue<S> {
         }
         self.ops_since_sync >= self.opts.sync_every
             || self.sync_soon
-            || (self.ops_since_sync > 0 && now.saturating_duration_since(self.last_sync_at) >= self.opts.sync_timeout)
+            || (self.ops_since_sync > 0
+                && now.saturating_duration_since(self.last_sync_at) >= self.opts.sync_timeout)
     }
 
     /// Starts a sync round: writes the metadata slot (positions, depth, the durable position of
@@ -89,7 +90,10 @@ impl<S: Storage> DiskQueue<S> {
         self.ops_since_sync = 0;
         self.sync_soon = false;
         self.last_sync_at = now;
-        Some(SyncBatch { fds, token: SyncToken(self.next_token) })
+        Some(SyncBatch {
+            fds,
+            token: SyncToken(self.next_token),
+        })
     }
 
     /// Every fsync of the round completed OK: records up to the round's write position are
@@ -159,7 +163,10 @@ impl<S: Storage> DiskQueue<S> {
         let mut failure = None;
         for (n, seg) in &self.segments {
             if let Some(Err(source)) = seg.file.as_ref().map(|f| f.sync()) {
-                failure = Some(SyncError::Io { file: segment_file_name(&self.name, *n), source });
+                failure = Some(SyncError::Io {
+                    file: segment_file_name(&self.name, *n),
+                    source,
+                });
                 break;
             }
         }
@@ -169,12 +176,18 @@ impl<S: Storage> DiskQueue<S> {
         self.durable = self.write;
         self.write_meta(clean);
         if let Err(source) = self.meta.sync() {
-            return Err(self.poison(SyncError::Io { file: meta_file_name(&self.name), source }));
+            return Err(self.poison(SyncError::Io {
+                file: meta_file_name(&self.name),
+                source,
+            }));
         }
         let consumed = std::mem::take(&mut self.consumed);
         self.remove_consumed(consumed);
         if let Err(source) = self.storage.sync_dir() {
-            return Err(self.poison(SyncError::Io { file: ".".to_string(), source }));
+            return Err(self.poison(SyncError::Io {
+                file: ".".to_string(),
+                source,
+            }));
         }
         self.dir_dirty = false;
         self.dirty.clear();

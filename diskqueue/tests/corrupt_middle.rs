@@ -49,7 +49,11 @@ fn a_damaged_crc_field_skips_exactly_that_record() {
 #[test]
 fn an_implausible_length_resyncs_at_the_next_record_header() {
     let (_dir, mut q) = queue_with_damage("length", |seg| {
-        patch_file(seg, record_offset(7, PAYLOAD) + RECORD_LEN_OFFSET, &[0xFF, 0xFF, 0xFF, 0x7F]);
+        patch_file(
+            seg,
+            record_offset(7, PAYLOAD) + RECORD_LEN_OFFSET,
+            &[0xFF, 0xFF, 0xFF, 0x7F],
+        );
     });
     assert_eq!(drain(&mut q), all_but(&[7], 20));
     assert_eq!(q.corrupt_records_skipped(), 1);
@@ -103,8 +107,16 @@ fn damage_in_one_segment_keeps_the_rest_of_that_segment_and_the_next() {
     }
     q.close().expect("close");
     // The first record of segment 1 (record 7) and a record of segment 2 (record 16).
-    patch_file(&segment_path(dir.path(), "t", 1), record_offset(0, PAYLOAD) + 40, &[1, 2, 3]);
-    patch_file(&segment_path(dir.path(), "t", 2), record_offset(2, PAYLOAD) + 2, &[9]);
+    patch_file(
+        &segment_path(dir.path(), "t", 1),
+        record_offset(0, PAYLOAD) + 40,
+        &[1, 2, 3],
+    );
+    patch_file(
+        &segment_path(dir.path(), "t", 2),
+        record_offset(2, PAYLOAD) + 2,
+        &[9],
+    );
     let mut q = DiskQueue::open(dir.path(), "t", small_opts(1024)).expect("reopen");
     assert_eq!(drain(&mut q), all_but(&[7, 16], 28));
     assert_eq!(q.corrupt_records_skipped(), 2);
@@ -129,7 +141,11 @@ fn damage_in_the_region_recovery_scans_is_stepped_over_not_truncated() {
             q.put(&record(i, PAYLOAD)).expect("put");
         }
     }
-    patch_file(&segment_path(dir.path(), "t", 0), record_offset(25, PAYLOAD) + RECORD_HEADER_BYTES + 1, &[0x77]);
+    patch_file(
+        &segment_path(dir.path(), "t", 0),
+        record_offset(25, PAYLOAD) + RECORD_HEADER_BYTES + 1,
+        &[0x77],
+    );
     let mut q = DiskQueue::open(dir.path(), "t", small_opts(1 << 16)).expect("reopen");
     assert_eq!(q.depth(), 30);
     assert_eq!(drain(&mut q), all_but(&[25], 30));

@@ -22,12 +22,19 @@ fn a_write_torn_mid_record_is_truncated_and_the_queue_keeps_working() {
     }
     // Records 10..=12 reached the disk, 13 only half, 14 not at all.
     let tear_at = record_offset(13, PAYLOAD) + record_bytes(PAYLOAD) / 2;
-    let after = s.crash(&CrashPlan::TearFile { file: segment_file_name("t", 0), keep_live_until: tear_at });
+    let after = s.crash(&CrashPlan::TearFile {
+        file: segment_file_name("t", 0),
+        keep_live_until: tear_at,
+    });
     drop(q);
 
     let mut q = DiskQueue::open_with(after.clone(), "t", small_opts(1 << 16)).expect("reopen");
     assert_eq!(q.depth(), 13);
-    assert_eq!(q.write_position().segment, 1, "unclean stop: append in a fresh segment");
+    assert_eq!(
+        q.write_position().segment,
+        1,
+        "unclean stop: append in a fresh segment"
+    );
     for i in 13..20 {
         q.put(&record(i, PAYLOAD)).expect("put after recovery");
     }
@@ -53,12 +60,20 @@ fn garbage_after_the_last_record_of_a_real_file_is_cut_off() {
     }
     // A power loss mid-write leaves a record header start and garbage after the last record.
     let seg = segment_path(dir.path(), "t", 0);
-    patch_file(&seg, record_offset(25, PAYLOAD), &[0xA5, b'S', b'Q', b'R', 100, 0, 0, 0]);
+    patch_file(
+        &seg,
+        record_offset(25, PAYLOAD),
+        &[0xA5, b'S', b'Q', b'R', 100, 0, 0, 0],
+    );
     patch_file(&seg, record_offset(25, PAYLOAD) + 8, &[0xFF; 300]);
 
     let mut q = DiskQueue::open(dir.path(), "t", small_opts(1 << 16)).expect("reopen");
     assert_eq!(q.depth(), 25);
-    assert_eq!(q.write_position().segment, 1, "the damaged tail is sealed off, never written over");
+    assert_eq!(
+        q.write_position().segment,
+        1,
+        "the damaged tail is sealed off, never written over"
+    );
     for i in 25..30 {
         q.put(&record(i, PAYLOAD)).expect("put after recovery");
     }
@@ -80,7 +95,11 @@ fn a_zeroed_tail_is_the_end_of_the_data() {
     }
     // The last three records never reached the disk: zeros.
     let seg = segment_path(dir.path(), "t", 0);
-    patch_file(&seg, record_offset(7, PAYLOAD), &vec![0u8; 3 * record_bytes(PAYLOAD)]);
+    patch_file(
+        &seg,
+        record_offset(7, PAYLOAD),
+        &vec![0u8; 3 * record_bytes(PAYLOAD)],
+    );
     let mut q = DiskQueue::open(dir.path(), "t", small_opts(1 << 16)).expect("reopen");
     assert_eq!(q.depth(), 7);
     assert_eq!(drain(&mut q), (0..7).collect::<Vec<_>>());
@@ -98,7 +117,12 @@ fn a_truncated_write_segment_keeps_its_surviving_records() {
         }
     }
     let seg = segment_path(dir.path(), "t", 3);
-    std::fs::OpenOptions::new().write(true).open(&seg).expect("open").set_len(300).expect("truncate");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .expect("open")
+        .set_len(300)
+        .expect("truncate");
     let mut q = DiskQueue::open(dir.path(), "t", small_opts(1024)).expect("reopen");
     q.put(&record(100, PAYLOAD)).expect("put");
     // 300 bytes hold the header and records 21 and 22 (32 + 2 * 128 = 288).
@@ -119,10 +143,18 @@ fn a_truncated_middle_segment_loses_only_what_was_cut_and_counts_it() {
         q.close().expect("close");
     }
     let seg = segment_path(dir.path(), "t", 1); // records 7..=13
-    std::fs::OpenOptions::new().write(true).open(&seg).expect("open").set_len(400).expect("truncate");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .expect("open")
+        .set_len(400)
+        .expect("truncate");
     let mut q = DiskQueue::open(dir.path(), "t", small_opts(1024)).expect("reopen");
     let got = drain(&mut q);
     let want: Vec<u64> = (0..25).filter(|i| !(9..14).contains(i)).collect();
-    assert_eq!(got, want, "32 + 2 * 128 = 288 <= 400 < 416: records 7 and 8 remain of segment 1");
+    assert_eq!(
+        got, want,
+        "32 + 2 * 128 = 288 <= 400 < 416: records 7 and 8 remain of segment 1"
+    );
     assert_eq!(q.corrupt_records_skipped(), 5);
 }

@@ -50,7 +50,11 @@ fn a_failed_fsync_poisons_the_queue() {
 #[test]
 fn sync_due_follows_count_and_timer() {
     let s = CrashStorage::new();
-    let opts = Options { sync_every: 3, sync_timeout: Duration::from_millis(100), ..small_opts(1 << 20) };
+    let opts = Options {
+        sync_every: 3,
+        sync_timeout: Duration::from_millis(100),
+        ..small_opts(1 << 20)
+    };
     let mut q = DiskQueue::open_with(s.clone(), "t", opts).expect("open");
     let t0 = Instant::now();
     assert!(!q.sync_due(t0 + Duration::from_secs(5)), "idle queues never sync");
@@ -73,7 +77,10 @@ fn sync_due_follows_count_and_timer() {
 #[test]
 fn a_sync_every_1_round_acknowledges_each_put_after_its_fsync() {
     let s = CrashStorage::new();
-    let opts = Options { sync_every: 1, ..small_opts(512) };
+    let opts = Options {
+        sync_every: 1,
+        ..small_opts(512)
+    };
     let mut q = DiskQueue::open_with(s.clone(), "t", opts).expect("open");
     for i in 0..40 {
         let seq = q.put(&record(i, 60)).expect("put");
@@ -131,7 +138,11 @@ fn a_round_whose_data_fsync_did_not_happen_promises_nothing_but_breaks_nothing()
     drop(q);
     let mut q = DiskQueue::open_with(after, "t", small_opts(1 << 16)).expect("reopen");
     assert_eq!(drain(&mut q), (0..10).collect::<Vec<_>>());
-    assert_eq!(q.corrupt_records_skipped(), 0, "unsynced records are not 'corrupt'");
+    assert_eq!(
+        q.corrupt_records_skipped(),
+        0,
+        "unsynced records are not 'corrupt'"
+    );
 }
 
 #[test]
@@ -150,10 +161,17 @@ fn a_torn_metadata_slot_falls_back_to_the_other_one() {
     let live = s.read(&meta).expect("meta");
     let generation = |slot: usize| u64::from_le_bytes(live[slot + 16..slot + 24].try_into().expect("gen"));
     let newest = if generation(0) > generation(4096) { 0 } else { 4096 };
-    let after = s.crash(&CrashPlan::TearFile { file: meta, keep_live_until: newest + 40 });
+    let after = s.crash(&CrashPlan::TearFile {
+        file: meta,
+        keep_live_until: newest + 40,
+    });
     drop(q);
     let mut q = DiskQueue::open_with(after, "t", small_opts(1 << 16)).expect("reopen");
-    assert_eq!(drain(&mut q), (0..10).collect::<Vec<_>>(), "older slot: read at 0 (the torn one said 1)");
+    assert_eq!(
+        drain(&mut q),
+        (0..10).collect::<Vec<_>>(),
+        "older slot: read at 0 (the torn one said 1)"
+    );
 }
 
 #[test]
@@ -164,7 +182,10 @@ fn a_new_segment_is_durable_only_with_its_directory_entry() {
         q.put(&record(i, 100)).expect("put"); // 3 per segment -> segments 0..=3
     }
     let batch = q.begin_sync(Instant::now()).expect("batch");
-    assert!(batch.fds.contains(&s_dir_fd(&s)), "created files put the directory in the round");
+    assert!(
+        batch.fds.contains(&s_dir_fd(&s)),
+        "created files put the directory in the round"
+    );
     for fd in &batch.fds {
         s.fsync(*fd);
     }
@@ -189,7 +210,10 @@ fn random_torn_crashes_never_lose_an_acknowledged_record() {
     // records, records skipped as damaged): all must be non-zero for the test to mean something.
     let mut stats = (0u64, 0u64, 0u64, 0u64);
     for seed in 0..300u64 {
-        let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+        let mut rng = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+            | 1;
         let mut rand = move |n: u64| {
             rng ^= rng << 13;
             rng ^= rng >> 7;
@@ -242,7 +266,10 @@ fn random_torn_crashes_never_lose_an_acknowledged_record() {
         let got = drain(&mut q);
         assert!(got.windows(2).all(|w| w[0] < w[1]), "seed {seed}: order {got:?}");
         for want in resumed_at.max(0)..durable {
-            assert!(got.contains(&want), "seed {seed}: acknowledged record {want} lost; got {got:?}");
+            assert!(
+                got.contains(&want),
+                "seed {seed}: acknowledged record {want} lost; got {got:?}"
+            );
         }
         stats.0 += durable.saturating_sub(resumed_at);
         stats.1 += got.iter().filter(|&&g| g >= durable).count() as u64;

@@ -38,7 +38,8 @@ fn many_close_reopen_cycles_lose_and_repeat_nothing() {
         let mut q = DiskQueue::open(dir.path(), "t", small_opts(700)).expect("open");
         assert_eq!(q.depth(), next_put - next_read, "cycle {cycle}");
         for _ in 0..(cycle * 3 % 11) {
-            q.put(&record(next_put, 30 + (next_put as usize % 50))).expect("put");
+            q.put(&record(next_put, 30 + (next_put as usize % 50)))
+                .expect("put");
             next_put += 1;
         }
         for _ in 0..(cycle % 4) * 2 {
@@ -61,7 +62,10 @@ fn reopen_of_an_empty_queue_creates_no_segment() {
     let mut q = DiskQueue::open(dir.path(), "t", small_opts(1024)).expect("open");
     assert_eq!(q.depth(), 0);
     assert!(q.next().is_none());
-    assert!(segment_files(dir.path(), "t").is_empty(), "segments are created on first put");
+    assert!(
+        segment_files(dir.path(), "t").is_empty(),
+        "segments are created on first put"
+    );
 }
 
 #[test]

@@ -18,7 +18,11 @@ fn put_next_round_trip_across_many_rolls() {
         assert_eq!(q.put(&record(i, len)).expect("put"), i);
         assert_eq!(q.depth(), i + 1);
     }
-    assert!(q.write_position().segment > 100, "rolled: {:?}", q.write_position());
+    assert!(
+        q.write_position().segment > 100,
+        "rolled: {:?}",
+        q.write_position()
+    );
     for i in 0..n {
         let r = q.next().expect("record");
         assert_eq!(index_of(&r), i);
@@ -176,8 +180,14 @@ fn changing_max_bytes_per_file_between_runs_loses_nothing() {
 fn oversized_records_are_refused() {
     let dir = TempDir::new("big");
     let mut q = DiskQueue::open(dir.path(), "t", small_opts(512)).expect("open");
-    assert!(q.put(&vec![0u8; 1000 + 26]).is_ok(), "max_msg_size + message header fits");
+    assert!(
+        q.put(&vec![0u8; 1000 + 26]).is_ok(),
+        "max_msg_size + message header fits"
+    );
     let err = q.put(&vec![0u8; 1000 + 27]).expect_err("too large");
-    assert!(matches!(err, squall_diskqueue::PutError::TooLarge { .. }), "{err}");
+    assert!(
+        matches!(err, squall_diskqueue::PutError::TooLarge { .. }),
+        "{err}"
+    );
     assert_eq!(q.depth(), 1);
 }

@@ -33,11 +33,19 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     let node_config = squall::daemon::node_config(&config, true)?;
     let data_path = node_config.data_path.clone();
     let node = Node::start(node_config).with_context(|| format!("listen ({}) failed", config.tcp_address))?;
-    let version = format!("squalld v{} (nsqd v{} protocol)", env!("CARGO_PKG_VERSION"), squall_core::NSQD_VERSION);
+    let version = format!(
+        "squalld v{} (nsqd v{} protocol)",
+        env!("CARGO_PKG_VERSION"),
+        squall_core::NSQD_VERSION
+    );
     log(&config, "INFO", &version);
     log(&config, "INFO", &format!("ID: {}", config.options.node_id));
     log(&config, "INFO", &format!("shards: {}", config.shards));
-    log(&config, "INFO", &format!("TCP: listening on {}", node.tcp_address()));
+    log(
+        &config,
+        "INFO",
+        &format!("TCP: listening on {}", node.tcp_address()),
+    );
     if let Some(http) = node.http_address() {
         log(&config, "INFO", &format!("HTTP: listening on {http}"));
     }

@@ -271,7 +271,7 @@ impl<D: Send + 'static> Broker<D> {
                 channels.push(ChannelStats {
                     channel_name: c.name.to_string(),
                     depth: c.depth() as i64,
-                    backend_depth: 0,
+                    backend_depth: c.queue.backend_depth() as i64,
                     in_flight_count: c.in_flight.len() as i64,
                     deferred_count: c.deferred.len() as i64,
                     message_count: c.message_count,
@@ -293,7 +293,7 @@ impl<D: Send + 'static> Broker<D> {
                 topic_name: topic.name.to_string(),
                 channels,
                 depth: topic.depth() as i64,
-                backend_depth: 0,
+                backend_depth: topic.queue.backend_depth() as i64,
                 message_count: topic.message_count,
                 message_bytes: topic.message_bytes,
                 paused: topic.paused,

@@ -149,7 +149,10 @@ impl CrashStorage {
             let bytes = match plan {
                 CrashPlan::KeepUnsynced => live,
                 CrashPlan::LoseUnsynced => f.durable.clone(),
-                CrashPlan::TearFile { file, keep_live_until } if file == name => {
+                CrashPlan::TearFile {
+                    file,
+                    keep_live_until,
+                } if file == name => {
                     let mut out = f.durable.clone();
                     out.resize(live.len(), 0);
                     let n = (*keep_live_until).min(live.len());
@@ -182,7 +185,12 @@ impl CrashStorage {
                 let fd = a.next_fd;
                 a.files.insert(
                     name,
-                    FakeFile { fd, live: Arc::new(Mapping::from_vec(bytes.clone())), durable: bytes, entry_durable: true },
+                    FakeFile {
+                        fd,
+                        live: Arc::new(Mapping::from_vec(bytes.clone())),
+                        durable: bytes,
+                        entry_durable: true,
+                    },
                 );
             }
         }
@@ -198,9 +206,15 @@ impl CrashStorage {
     /// Do it only while no queue has the file open, or at offsets it will not write.
     pub fn corrupt(&self, name: &str, offset: usize, bytes: &[u8]) -> io::Result<()> {
         let mut inner = self.lock();
-        let f = inner.files.get_mut(name).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let f = inner
+            .files
+            .get_mut(name)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         if offset + bytes.len() > f.live.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "corruption past end of file"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "corruption past end of file",
+            ));
         }
         // SAFETY: the caller promises the queue is not using this range.
         unsafe { f.live.write(offset, bytes) };
@@ -238,10 +252,20 @@ impl Storage for CrashStorage {
         let fd = inner.next_fd;
         let live = Arc::new(Mapping::zeroed(len));
         inner.removed.remove(name);
-        inner
-            .files
-            .insert(name.to_string(), FakeFile { fd, live: Arc::clone(&live), durable: Vec::new(), entry_durable: false });
-        Ok(CrashStorageFile { fd, mapping: live, storage: self.clone() })
+        inner.files.insert(
+            name.to_string(),
+            FakeFile {
+                fd,
+                live: Arc::clone(&live),
+                durable: Vec::new(),
+                entry_durable: false,
+            },
+        );
+        Ok(CrashStorageFile {
+            fd,
+            mapping: live,
+            storage: self.clone(),
+        })
     }
 
     fn open(&self, name: &str) -> io::Result<Option<CrashStorageFile>> {
@@ -313,7 +337,10 @@ mod tests {
         assert_eq!(&after.read("a").expect("exists")[..8], b"abcd\0\0\0\0");
         let after = s.crash(&CrashPlan::KeepUnsynced);
         assert_eq!(&after.read("a").expect("exists")[..8], b"abcdefgh");
-        let after = s.crash(&CrashPlan::TearFile { file: "a".into(), keep_live_until: 6 });
+        let after = s.crash(&CrashPlan::TearFile {
+            file: "a".into(),
+            keep_live_until: 6,
+        });
         assert_eq!(&after.read("a").expect("exists")[..8], b"abcdef\0\0");
     }
 

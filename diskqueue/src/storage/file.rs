@@ -22,9 +22,15 @@ impl FileStorage {
     pub fn new(dir: &Path) -> io::Result<FileStorage> {
         let dir_file = File::open(dir)?;
         if !dir_file.metadata()?.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::NotADirectory, format!("{} is not a directory", dir.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", dir.display()),
+            ));
         }
-        Ok(FileStorage { dir: dir.to_path_buf(), dir_file })
+        Ok(FileStorage {
+            dir: dir.to_path_buf(),
+            dir_file,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -69,7 +75,12 @@ impl Storage for FileStorage {
 
     fn create(&self, name: &str, len: u64) -> io::Result<FileStorageFile> {
         let path = self.dir.join(name);
-        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
         let made = allocate(&file, len).and_then(|()| map(&file, len));
         match made {
             Ok(mapping) => Ok(FileStorageFile { file, mapping }),
@@ -82,7 +93,11 @@ impl Storage for FileStorage {
     }
 
     fn open(&self, name: &str) -> io::Result<Option<FileStorageFile>> {
-        let file = match OpenOptions::new().read(true).write(true).open(self.dir.join(name)) {
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.dir.join(name))
+        {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),

@@ -79,7 +79,11 @@ impl Mapping {
     pub fn from_mmap(map: memmap2::MmapRaw) -> Mapping {
         let len = map.len();
         match NonNull::new(map.as_mut_ptr()) {
-            Some(ptr) if len > 0 => Mapping { ptr, len, _owner: Owner::Mmap(map) },
+            Some(ptr) if len > 0 => Mapping {
+                ptr,
+                len,
+                _owner: Owner::Mmap(map),
+            },
             _ => Mapping::empty(),
         }
     }
@@ -106,7 +110,11 @@ impl Mapping {
 
     /// A zero-length file.
     pub fn empty() -> Mapping {
-        Mapping { ptr: NonNull::dangling(), len: 0, _owner: Owner::Empty }
+        Mapping {
+            ptr: NonNull::dangling(),
+            len: 0,
+            _owner: Owner::Empty,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -132,7 +140,10 @@ impl Mapping {
     /// # Safety
     /// `offset..offset + data.len()` must be unpublished and not borrowed by a live slice.
     pub(crate) unsafe fn write(&self, offset: usize, data: &[u8]) {
-        assert!(offset.checked_add(data.len()).is_some_and(|e| e <= self.len), "write past mapping");
+        assert!(
+            offset.checked_add(data.len()).is_some_and(|e| e <= self.len),
+            "write past mapping"
+        );
         // SAFETY: in bounds (asserted); exclusivity is the caller's promise.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) }
     }
@@ -140,8 +151,15 @@ impl Mapping {
     /// Publishes `offset..offset + len` as `Bytes` without copying; the mapping stays alive (and
     /// mapped, even after its file is unlinked) until the last such `Bytes` is dropped.
     pub(crate) fn publish(self: &Arc<Self>, offset: usize, len: usize) -> Bytes {
-        assert!(offset.checked_add(len).is_some_and(|e| e <= self.len), "publish past mapping");
-        Bytes::from_owner(Published { map: Arc::clone(self), offset, len })
+        assert!(
+            offset.checked_add(len).is_some_and(|e| e <= self.len),
+            "publish past mapping"
+        );
+        Bytes::from_owner(Published {
+            map: Arc::clone(self),
+            offset,
+            len,
+        })
     }
 }
 

@@ -37,7 +37,12 @@ impl Drop for TempDir {
 
 /// Small segments so tests roll often.
 pub fn small_opts(max_bytes_per_file: u64) -> Options {
-    Options { max_bytes_per_file, max_msg_size: 1000, sync_every: 1_000_000, sync_timeout: Duration::from_secs(3600) }
+    Options {
+        max_bytes_per_file,
+        max_msg_size: 1000,
+        sync_every: 1_000_000,
+        sync_timeout: Duration::from_secs(3600),
+    }
 }
 
 /// A recognisable record: its index, then `len - 8` filler bytes derived from it.
@@ -85,7 +90,10 @@ pub fn segment_path(dir: &Path, queue: &str, n: u64) -> PathBuf {
 /// Overwrites bytes of a real file.
 pub fn patch_file(path: &Path, offset: usize, bytes: &[u8]) {
     use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(path).expect("open for patch");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open for patch");
     f.write_all_at(bytes, offset as u64).expect("patch");
 }
 

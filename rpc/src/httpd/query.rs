@@ -81,7 +81,8 @@ pub fn path_unescape(s: &str) -> Result<String, QueryError> {
 
 fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, QueryError> {
     let bytes = s.as_bytes();
-    if !bytes.contains(&b'%') && !(plus_is_space && bytes.contains(&b'+')) {
+    let needs_work = bytes.contains(&b'%') || (plus_is_space && bytes.contains(&b'+'));
+    if !needs_work {
         return Ok(s.to_string());
     }
     let mut out = Vec::with_capacity(bytes.len());

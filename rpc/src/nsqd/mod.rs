@@ -124,11 +124,19 @@ fn router() -> Router<Route> {
 
 /// Routes one request.
 pub fn handle(req: &ApiRequest<'_>, ctx: &mut ApiContext) -> Action {
-    if let Some(opt) = req.path.strip_prefix("/config/").filter(|o| !o.is_empty() && !o.contains('/')) {
+    if let Some(opt) = req
+        .path
+        .strip_prefix("/config/")
+        .filter(|o| !o.is_empty() && !o.contains('/'))
+    {
         return match req.method {
             "GET" | "PUT" => config(req, opt, ctx),
-            "OPTIONS" => Response::new(200).with_header("Allow", "GET, OPTIONS, PUT").into(),
-            _ => Response::nsq_v1_error(405, "METHOD_NOT_ALLOWED").with_header("Allow", "GET, OPTIONS, PUT").into(),
+            "OPTIONS" => Response::new(200)
+                .with_header("Allow", "GET, OPTIONS, PUT")
+                .into(),
+            _ => Response::nsq_v1_error(405, "METHOD_NOT_ALLOWED")
+                .with_header("Allow", "GET, OPTIONS, PUT")
+                .into(),
         };
     }
     let route = match router().route(req.method, req.path, req.query) {
@@ -138,7 +146,9 @@ pub fn handle(req: &ApiRequest<'_>, ctx: &mut ApiContext) -> Action {
         }
         Routed::Options { allow } => return Response::new(200).with_header("Allow", allow).into(),
         Routed::MethodNotAllowed { allow } => {
-            return Response::nsq_v1_error(405, "METHOD_NOT_ALLOWED").with_header("Allow", allow).into();
+            return Response::nsq_v1_error(405, "METHOD_NOT_ALLOWED")
+                .with_header("Allow", allow)
+                .into();
         }
         Routed::NotFound => return Response::nsq_v1_error(404, "NOT_FOUND").into(),
     };
@@ -170,7 +180,10 @@ pub fn handle(req: &ApiRequest<'_>, ctx: &mut ApiContext) -> Action {
             Action::Submit(Request::Stats(filter), pending)
         }
         Route::Metrics => Action::Submit(
-            Request::Stats(StatsFilter { include_clients: false, ..StatsFilter::default() }),
+            Request::Stats(StatsFilter {
+                include_clients: false,
+                ..StatsFilter::default()
+            }),
             Pending::Metrics,
         ),
         Route::Mpub => publish::pub_many(req, &query, ctx),
@@ -270,10 +283,22 @@ pub fn finish(pending: Pending, resp: BrokerResponse, ctx: &ApiContext) -> Respo
         (Pending::Admin, BrokerResponse::Admin(Err(AdminError::ChannelNotFound))) => {
             Response::nsq_v1_error(404, "CHANNEL_NOT_FOUND")
         }
-        (Pending::Stats { json: true, include_mem, topic_filter }, BrokerResponse::Stats(stats)) => {
-            Response::nsq_v1_json(&render::stats_json(ctx, stats, include_mem, topic_filter))
-        }
-        (Pending::Stats { json: false, include_mem, .. }, BrokerResponse::Stats(stats)) => {
+        (
+            Pending::Stats {
+                json: true,
+                include_mem,
+                topic_filter,
+            },
+            BrokerResponse::Stats(stats),
+        ) => Response::nsq_v1_json(&render::stats_json(ctx, stats, include_mem, topic_filter)),
+        (
+            Pending::Stats {
+                json: false,
+                include_mem,
+                ..
+            },
+            BrokerResponse::Stats(stats),
+        ) => {
             // The text form is a V1 string payload: raw bytes, sniffed type.
             Response::nsq_v1_text(render::stats_text(ctx, &stats, include_mem))
         }

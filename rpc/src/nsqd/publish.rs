@@ -4,7 +4,6 @@ use bytes::Bytes;
 use squall_core::broker::{PubKind, Request};
 use squall_core::names::Name;
 
-
 use super::{Action, ApiContext, ApiRequest, Pending};
 use crate::httpd::{parse_query, Query, Response};
 

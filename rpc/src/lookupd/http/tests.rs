@@ -217,10 +217,8 @@ fn tombstone_hides_one_topic_for_its_lifetime() {
         f.get("/lookup?topic=u"),
         ok(&format!(r#"{{"channels":[],"producers":[{PEER_A}]}}"#))
     );
-    let node = format!(
-        r#"{{"producers":[{{"remote_address":"127.0.0.1:1001","hostname":"a-host","broadcast_address":"a","tcp_port":4150,"http_port":4151,"version":"1.3.0","topology_zone":"","topology_region":"","tombstones":[true,false],"topics":["t","u"]}}]}}"#
-    );
-    assert_eq!(f.get("/nodes"), ok(&node));
+    let node = r#"{"producers":[{"remote_address":"127.0.0.1:1001","hostname":"a-host","broadcast_address":"a","tcp_port":4150,"http_port":4151,"version":"1.3.0","topology_zone":"","topology_region":"","tombstones":[true,false],"topics":["t","u"]}]}"#;
+    assert_eq!(f.get("/nodes"), ok(node));
     // After the lifetime the producer is back (flag still set), and /nodes says false.
     f.clock = f.clock.after(Duration::from_secs(45));
     assert_eq!(

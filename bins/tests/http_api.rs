@@ -1,0 +1,364 @@
+//! nsqd's HTTP API served by squalld answers with nsqd's status codes, bodies and headers, and
+//! acts on the same topics and channels as the TCP protocol.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::*;
+use squall::{Node, NodeConfig};
+use squall_core::options::Options;
+
+struct Http {
+    stream: BufReader<TcpStream>,
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+impl Http {
+    fn connect(addr: SocketAddr) -> Http {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        Http {
+            stream: BufReader::new(s),
+        }
+    }
+
+    fn request(&mut self, method: &str, target: &str, body: &[u8]) -> Reply {
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let s = self.stream.get_mut();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut line = String::new();
+        self.stream.read_line(&mut line).unwrap();
+        let status: u16 = line.split(' ').nth(1).expect("status").parse().unwrap();
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).unwrap();
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (n, v) = l.split_once(": ").unwrap();
+            headers.push((n.to_string(), v.to_string()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n == "Content-Length")
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        let mut body = vec![0; len];
+        self.stream.read_exact(&mut body).unwrap();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+fn http_node(options: Options) -> (Node, SocketAddr, SocketAddr) {
+    let node = Node::start(NodeConfig::for_tests(options)).unwrap();
+    let (tcp, http) = (node.tcp_address(), node.http_address().unwrap());
+    (node, tcp, http)
+}
+
+#[test]
+fn ping_info_and_routing_errors() {
+    let (_node, tcp, http) = http_node(Options::default());
+    let mut h = Http::connect(http);
+    let r = h.request("GET", "/ping", b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "OK"));
+    assert!(
+        r.header("X-Nsq-Content-Type").is_none(),
+        "PlainText style has no nsq header"
+    );
+
+    let r = h.request("GET", "/info", b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("X-Nsq-Content-Type"), Some("nsq; version=1.0"));
+    assert_eq!(r.header("Content-Type"), Some("application/json; charset=utf-8"));
+    let text = r.text();
+    assert!(
+        text.starts_with(r#"{"version":"1.3.0","broadcast_address":"#),
+        "{text}"
+    );
+    assert_eq!(r.json()["tcp_port"], tcp.port());
+    assert_eq!(r.json()["max_heartbeat_interval"], 60_000_000_000u64);
+
+    let r = h.request("GET", "/nope", b"");
+    assert_eq!((r.status, r.text().as_str()), (404, r#"{"message":"NOT_FOUND"}"#));
+    let r = h.request("GET", "/pub", b"");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (405, r#"{"message":"METHOD_NOT_ALLOWED"}"#)
+    );
+    assert!(r.header("Allow").is_some());
+}
+
+#[test]
+fn pub_and_mpub_reach_tcp_consumers() {
+    let (_node, tcp, http) = http_node(Options::default());
+    let mut c = Client::connect(tcp);
+    c.sub("web", "ch");
+    c.cmd("RDY 10");
+    let mut h = Http::connect(http);
+    let r = h.request("POST", "/pub?topic=web", b"one");
+    assert_eq!((r.status, r.text().as_str()), (200, "OK"));
+    let r = h.request("POST", "/mpub?topic=web", b"two\n\nthree\n");
+    assert_eq!((r.status, r.text().as_str()), (200, "OK"));
+    let mut binary = 2u32.to_be_bytes().to_vec();
+    for b in [&b"four"[..], b"five"] {
+        binary.extend((b.len() as u32).to_be_bytes());
+        binary.extend_from_slice(b);
+    }
+    let r = h.request("POST", "/mpub?topic=web&binary=true", &binary);
+    assert_eq!((r.status, r.text().as_str()), (200, "OK"));
+    let bodies: Vec<Vec<u8>> = (0..5).map(|_| c.read_message().body).collect();
+    assert_eq!(
+        bodies,
+        vec![
+            b"one".to_vec(),
+            b"two".to_vec(),
+            b"three".to_vec(),
+            b"four".to_vec(),
+            b"five".to_vec()
+        ]
+    );
+}
+
+#[test]
+fn publish_errors_match_nsqd() {
+    let (_node, _tcp, http) = http_node(Options {
+        max_msg_size: 10,
+        ..Options::default()
+    });
+    let mut h = Http::connect(http);
+    for (target, body, status, msg) in [
+        ("/pub", &b"x"[..], 400, "MISSING_ARG_TOPIC"),
+        ("/pub?topic=bad:name", b"x", 400, "INVALID_TOPIC"),
+        ("/pub?topic=t", b"", 400, "MSG_EMPTY"),
+        ("/pub?topic=t", b"01234567890", 413, "MSG_TOO_BIG"),
+        ("/pub?topic=t&defer=-1", b"x", 400, "INVALID_DEFER"),
+        ("/pub?topic=t&defer=abc", b"x", 400, "INVALID_DEFER"),
+        ("/pub?topic=t&x=%zz", b"x", 400, "INVALID_REQUEST"),
+        ("/mpub?topic=t", b"short\n01234567890\n", 413, "MSG_TOO_BIG"),
+        ("/mpub?topic=t&binary=1", b"\x00\x00\x00\x00", 413, "BAD_BODY"),
+        (
+            "/mpub?topic=t&binary=1",
+            b"\x00\x00\x00\x01\x00\x00\x00\x09x",
+            413,
+            "BAD_MESSAGE",
+        ),
+    ] {
+        let r = h.request("POST", target, body);
+        assert_eq!(
+            (r.status, r.text()),
+            (status, format!(r#"{{"message":"{msg}"}}"#)),
+            "{target}"
+        );
+    }
+}
+
+#[test]
+fn topic_and_channel_admin() {
+    let (_node, tcp, http) = http_node(Options::default());
+    let mut h = Http::connect(http);
+    let r = h.request("POST", "/topic/create?topic=adm", b"");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(
+        h.request("POST", "/channel/create?topic=adm&channel=ch", b"")
+            .status,
+        200
+    );
+    assert_eq!(
+        h.request("POST", "/channel/pause?topic=adm&channel=ch", b"")
+            .status,
+        200
+    );
+    let mut c = Client::connect(tcp);
+    c.sub("adm", "ch");
+    c.cmd("RDY 1");
+    h.request("POST", "/pub?topic=adm", b"held");
+    c.expect_silence(Duration::from_millis(150));
+    assert_eq!(
+        h.request("POST", "/channel/unpause?topic=adm&channel=ch", b"")
+            .status,
+        200
+    );
+    assert_eq!(c.read_message().body, b"held");
+
+    for (target, status, msg) in [
+        ("/topic/delete?topic=missing", 404, "TOPIC_NOT_FOUND"),
+        ("/topic/pause?topic=missing", 404, "TOPIC_NOT_FOUND"),
+        ("/topic/create", 400, "MISSING_ARG_TOPIC"),
+        ("/topic/create?topic=a:b", 400, "INVALID_TOPIC"),
+        ("/channel/create?topic=missing&channel=c", 404, "TOPIC_NOT_FOUND"),
+        ("/channel/create?topic=a:b&channel=c", 400, "INVALID_ARG_TOPIC"),
+        ("/channel/create?topic=adm", 400, "MISSING_ARG_CHANNEL"),
+        (
+            "/channel/create?topic=adm&channel=c:d",
+            400,
+            "INVALID_ARG_CHANNEL",
+        ),
+        ("/channel/delete?topic=adm&channel=nope", 404, "CHANNEL_NOT_FOUND"),
+    ] {
+        let r = h.request("POST", target, b"");
+        assert_eq!(
+            (r.status, r.text()),
+            (status, format!(r#"{{"message":"{msg}"}}"#)),
+            "{target}"
+        );
+    }
+    // Deleting the channel closes its consumer, as nsqd does.
+    assert_eq!(
+        h.request("POST", "/channel/delete?topic=adm&channel=ch", b"")
+            .status,
+        200
+    );
+    c.expect_closed();
+    assert_eq!(h.request("POST", "/topic/delete?topic=adm", b"").status, 200);
+}
+
+#[test]
+fn stats_json_and_text() {
+    let (_node, tcp, http) = http_node(Options::default());
+    let mut p = Client::connect(tcp);
+    p.publish("st-b", b"x");
+    p.expect_ok();
+    let mut c = Client::connect(tcp);
+    c.sub("st-a", "ch");
+    let mut h = Http::connect(http);
+    let r = h.request("GET", "/stats?format=json", b"");
+    let v = r.json();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec!["health", "memory", "producers", "start_time", "topics", "version"]
+    ); // serde_json sorts
+    assert!(r
+        .text()
+        .starts_with(r#"{"version":"1.3.0","health":"OK","start_time":"#));
+    let topics: Vec<&str> = v["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["topic_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(topics, vec!["st-a", "st-b"]);
+    assert_eq!(v["topics"][0]["channels"][0]["client_count"], 1);
+    assert_eq!(v["topics"][0]["channels"][0]["clients"][0]["state"], 3);
+    assert_eq!(v["producers"][0]["pub_counts"][0]["topic"], "st-b");
+
+    let r = h.request("GET", "/stats?format=json&topic=none&include_mem=false", b"");
+    let v = r.json();
+    assert!(v["topics"].is_null());
+    assert!(v.get("memory").is_none());
+    let r = h.request("GET", "/stats?format=json&include_clients=false", b"");
+    assert!(r.json()["topics"][0]["channels"][0]["clients"].is_null());
+    assert!(r.json()["producers"].is_null());
+
+    let r = h.request("GET", "/stats", b"");
+    let text = r.text();
+    assert!(text.starts_with("nsqd v1.3.0"), "{text}");
+    assert!(
+        text.contains("\n   [st-a           ] depth: 0     be-depth: 0     msgs: 0        e2e%: \n"),
+        "{text}"
+    );
+
+    let r = h.request("GET", "/metrics", b"");
+    assert!(
+        r.text().contains("squall_topic_messages_total{topic=\"st-b\"} 1"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn config_get_and_put() {
+    let (_node, _tcp, http) = http_node(Options::default());
+    let mut h = Http::connect(http);
+    // Tests start the node without a command line, so no option is readable...
+    assert_eq!(
+        h.request("GET", "/config/nope", b"").text(),
+        r#"{"message":"INVALID_OPTION"}"#
+    );
+    // ...but the settable ones can be set and read back.
+    let r = h.request("PUT", "/config/log_level", b"fatal");
+    assert_eq!((r.status, r.text().as_str()), (200, "5"));
+    let r = h.request(
+        "PUT",
+        "/config/nsqlookupd_tcp_addresses",
+        br#"["127.0.0.1:4160"]"#,
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, r#"["127.0.0.1:4160"]"#));
+    assert_eq!(h.request("GET", "/config/log_level", b"").text(), "5");
+    assert_eq!(h.request("PUT", "/config/log_level", b"loud").status, 400);
+    assert_eq!(h.request("PUT", "/config/log_level", b"").status, 413);
+}
+
+#[test]
+fn messages_survive_a_restart_on_disk() {
+    let dir = std::env::temp_dir().join(format!("squall-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = || {
+        let mut c = NodeConfig::for_tests(Options {
+            mem_queue_size: 5,
+            ..Options::default()
+        });
+        c.data_path = Some(dir.clone());
+        c
+    };
+    let node = Node::start(config()).unwrap();
+    let mut c = Client::connect(node.tcp_address());
+    c.sub("keep", "ch");
+    let mut p = Client::connect(node.tcp_address());
+    for i in 0..50 {
+        p.publish("keep", format!("m{i:02}").as_bytes());
+        p.expect_ok();
+    }
+    // Two in flight when the node stops: they come back too.
+    c.cmd("RDY 2");
+    c.read_message();
+    c.read_message();
+    node.shutdown();
+    node.join().unwrap();
+    assert!(dir.join("nsqd.dat").exists());
+
+    let node = Node::start(config()).unwrap();
+    let mut c = Client::connect(node.tcp_address());
+    c.sub("keep", "ch");
+    c.cmd("RDY 100");
+    let mut got: Vec<Vec<u8>> = (0..50).map(|_| c.read_message().body).collect();
+    got.sort();
+    let want: Vec<Vec<u8>> = (0..50).map(|i| format!("m{i:02}").into_bytes()).collect();
+    assert_eq!(got, want);
+    node.shutdown();
+    node.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
