@@ -25,6 +25,12 @@ pub enum Put {
 /// Memory first, then a backend.
 pub struct SpillQueue<T> {
     pub memory: VecDeque<T>,
+    pub disk: DiskSide,
+}
+
+/// A queue's backend and its place in the broker's fsync pass.
+#[derive(Default)]
+pub struct DiskSide {
     pub backend: Option<Box<dyn Backend>>,
     /// Queued for the broker's fsync pass.
     pub sync_listed: bool,
@@ -47,16 +53,14 @@ impl<T> Default for SpillQueue<T> {
     fn default() -> Self {
         SpillQueue {
             memory: VecDeque::new(),
-            backend: None,
-            sync_listed: false,
-            syncing: false,
+            disk: DiskSide::default(),
         }
     }
 }
 
 impl<T> SpillQueue<T> {
     pub fn backend_depth(&self) -> u64 {
-        self.backend.as_ref().map_or(0, |b| b.depth())
+        self.disk.backend.as_ref().map_or(0, |b| b.depth())
     }
 
     pub fn depth(&self) -> u64 {
@@ -69,7 +73,7 @@ impl<T> SpillQueue<T> {
 
     /// Whether `n` more messages fit without a backend (only matters when there is none).
     pub fn has_room(&self, n: usize, cap: usize) -> bool {
-        self.backend.is_some() || self.memory.len() + n <= cap
+        self.disk.backend.is_some() || self.memory.len() + n <= cap
     }
 
     /// Puts `item`, spilling to the backend when memory is full or already spilled.
@@ -87,7 +91,7 @@ impl<T> SpillQueue<T> {
             self.memory.push_back(item);
             return Put::Memory;
         }
-        match self.backend.as_mut() {
+        match self.disk.backend.as_mut() {
             Some(b) => {
                 encode_record(to_msg(&item), scratch);
                 match b.put(scratch) {
@@ -109,7 +113,7 @@ impl<T> SpillQueue<T> {
         if let Some(item) = self.memory.pop_front() {
             return Some(item);
         }
-        let b = self.backend.as_mut()?;
+        let b = self.disk.backend.as_mut()?;
         while let Some(record) = b.next() {
             // A record too short for a header is skipped (the backend already checked its CRC).
             if let Some(msg) = decode_record(record) {
@@ -122,7 +126,7 @@ impl<T> SpillQueue<T> {
     /// Drops everything queued (memory and disk).
     pub fn clear(&mut self) -> Result<(), String> {
         self.memory.clear();
-        match self.backend.as_mut() {
+        match self.disk.backend.as_mut() {
             Some(b) => b.empty(),
             None => Ok(()),
         }

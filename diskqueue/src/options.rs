@@ -13,6 +13,11 @@ pub const SYNC_EVERY_DEFAULT: u64 = 2500;
 /// nsqd's `--sync-timeout` default.
 pub const SYNC_TIMEOUT_DEFAULT: Duration = Duration::from_secs(2);
 
+/// The NSQ message header that precedes the body in every record the broker puts: timestamp (8) +
+/// attempts (2) + ID (16), spec §1.4; `squall_core::message::MESSAGE_HEADER_BYTES`. Kept here, not
+/// imported, so this crate builds and tests without core (nsqd's `maxMsgSize = --max-msg-size + 26`).
+pub const NSQ_MESSAGE_HEADER_BYTES: u64 = 26;
+
 /// Smallest segment: a header, one record header and a seal; below this every put would roll.
 pub const SEGMENT_BYTES_MIN: u64 = (SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES + SEAL_RECORD_BYTES) as u64;
 /// Largest segment: a whole segment is mapped at once, so keep one mapping well inside the
@@ -65,7 +70,6 @@ impl Options {
 
     /// Largest record payload `put` accepts.
     pub fn record_bytes_max(&self) -> u64 {
-        (self.max_msg_size as u64 + squall_core::message::MESSAGE_HEADER_BYTES as u64)
-            .min(RECORD_PAYLOAD_BYTES_MAX)
+        (self.max_msg_size as u64 + NSQ_MESSAGE_HEADER_BYTES).min(RECORD_PAYLOAD_BYTES_MAX)
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Segment<F> {
 /// A durable FIFO of byte records for one topic or channel. See the crate docs for the contract.
 ///
 /// Single-threaded: it lives on its topic's shard, and only `Bytes` it hands out cross threads.
+/// Dropping it without [`DiskQueue::close`] is, for the files, a process crash: nothing in the page
+/// cache is lost, and the next open rescans from the last durable position.
 pub struct DiskQueue<S: Storage = FileStorage> {
     pub(crate) storage: S,
     pub(crate) name: String,
@@ -178,6 +180,9 @@ impl<S: Storage> DiskQueue<S> {
     /// the segment is consumed and unlinked) until dropped. Every record's CRC is checked here; a
     /// damaged one is skipped (and counted, see [`DiskQueue::corrupt_records_skipped`]) by jumping
     /// over it when its length looks right, else by scanning for the next valid record header.
+    // Named as go-diskqueue and core's `Backend` name it; not an `Iterator`, because `None` means
+    // "caught up for now", not "finished".
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Bytes> {
         loop {
             if self.read.segment >= self.write.segment && self.read.offset >= self.write.offset {

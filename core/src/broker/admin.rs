@@ -148,7 +148,7 @@ impl<D: Send + 'static> Broker<D> {
                 }
                 if let Some(k) = self.topic_index.remove(&t) {
                     let topic = self.topics.remove(k);
-                    if let Some(b) = topic.queue.backend {
+                    if let Some(b) = topic.queue.disk.backend {
                         b.delete();
                     }
                 }

@@ -107,7 +107,7 @@ impl<D: Send + 'static> Broker<D> {
         if !channel.ephemeral {
             // go-diskqueue's name for a channel's queue.
             let queue_name = format!("{}:{}", self.topics[tkey].name, name);
-            channel.queue.backend = self.open_backend(&queue_name);
+            channel.queue.disk.backend = self.open_backend(&queue_name);
         }
         let k = self.channels.insert(channel);
         self.topics[tkey].channels.push(k);
@@ -232,7 +232,7 @@ impl<D: Send + 'static> Broker<D> {
     pub(super) fn delete_channel(&mut self, ch: usize) {
         let c = self.channels.remove(ch);
         self.metadata_changed = true;
-        if let Some(b) = c.queue.backend {
+        if let Some(b) = c.queue.disk.backend {
             b.delete();
         }
         self.scan_at.remove(&ch);

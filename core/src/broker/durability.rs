@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::{Broker, Net, Origin, PublishReply, Response};
 use crate::backend::{Backend, BackendFactory};
 use crate::message::Message;
-use crate::spill::SpillQueue;
+use crate::spill::DiskSide;
 use crate::topic::TopicEntry;
 
 /// A topic's or a channel's queue, by slab key.
@@ -83,33 +83,17 @@ impl<D: Send + 'static> Broker<D> {
         self.durability.factory.as_ref()?.open(name).ok()
     }
 
-    fn spill_of(&mut self, q: QueueRef) -> Option<(&mut Option<Box<dyn Backend>>, &mut bool, &mut bool)> {
+    fn disk_of(&mut self, q: QueueRef) -> Option<&mut DiskSide> {
         match q {
-            QueueRef::Topic(k) => self.topics.get_mut(k).map(|t| {
-                let SpillQueue {
-                    backend,
-                    sync_listed,
-                    syncing,
-                    ..
-                } = &mut t.queue;
-                (backend, sync_listed, syncing)
-            }),
-            QueueRef::Channel(k) => self.channels.get_mut(k).map(|c| {
-                let SpillQueue {
-                    backend,
-                    sync_listed,
-                    syncing,
-                    ..
-                } = &mut c.queue;
-                (backend, sync_listed, syncing)
-            }),
+            QueueRef::Topic(k) => self.topics.get_mut(k).map(|t| &mut t.queue.disk),
+            QueueRef::Channel(k) => self.channels.get_mut(k).map(|c| &mut c.queue.disk),
         }
     }
 
     pub(super) fn list_for_sync(&mut self, q: QueueRef) {
-        if let Some((_, listed, _)) = self.spill_of(q) {
-            if !*listed {
-                *listed = true;
+        if let Some(disk) = self.disk_of(q) {
+            if !disk.sync_listed {
+                disk.sync_listed = true;
                 self.durability.sync_list.push(q);
             }
         }
@@ -130,23 +114,23 @@ impl<D: Send + 'static> Broker<D> {
         let mut keep = Vec::new();
         for q in std::mem::take(&mut self.durability.sync_list) {
             let token = self.durability.next_token + 1;
-            let Some((backend, listed, syncing)) = self.spill_of(q) else {
+            let Some(disk) = self.disk_of(q) else {
                 continue;
             };
-            let Some(backend) = backend.as_mut() else {
-                *listed = false;
+            let Some(backend) = disk.backend.as_mut() else {
+                disk.sync_listed = false;
                 continue;
             };
-            if *syncing || !backend.sync_due(now) {
+            if disk.syncing || !backend.sync_due(now) {
                 keep.push(q);
                 continue;
             }
             let Some((fds, backend_token)) = backend.begin_sync() else {
-                *listed = false;
+                disk.sync_listed = false;
                 continue;
             };
-            *listed = false;
-            *syncing = true;
+            disk.sync_listed = false;
+            disk.syncing = true;
             self.durability.next_token = token;
             self.durability.rounds.insert(
                 token,
@@ -195,9 +179,9 @@ impl<D: Send + 'static> Broker<D> {
             return;
         };
         let failed = round.failed.clone();
-        if let Some((backend, _, syncing)) = self.spill_of(round.queue) {
-            *syncing = false;
-            if let Some(b) = backend.as_mut() {
+        if let Some(disk) = self.disk_of(round.queue) {
+            disk.syncing = false;
+            if let Some(b) = disk.backend.as_mut() {
                 match &failed {
                     None => b.finish_sync(round.backend_token),
                     Some(_) => b.fail_sync(round.backend_token),
@@ -218,10 +202,10 @@ impl<D: Send + 'static> Broker<D> {
             let broken = failed
                 .as_ref()
                 .filter(|(q, _)| w.needs.iter().any(|(n, _)| n == q));
-            let done = w.needs.iter().all(|&(q, pos)| match self.spill_of(q) {
+            let done = w.needs.iter().all(|&(q, pos)| match self.disk_of(q) {
                 // A deleted queue no longer holds the message: nothing left to wait for.
                 None => true,
-                Some((backend, _, _)) => backend.as_ref().is_none_or(|b| b.durable() >= pos),
+                Some(disk) => disk.backend.as_ref().is_none_or(|b| b.durable() >= pos),
             });
             if let Some((_, e)) = broken {
                 let err = crate::error::ProtocolError::new(
@@ -266,7 +250,7 @@ impl<D: Send + 'static> Broker<D> {
         let mut errors = Vec::new();
         let mut scratch = Vec::new();
         for (_, c) in self.channels.iter_mut() {
-            let Some(mut backend) = c.queue.backend.take() else {
+            let Some(mut backend) = c.queue.disk.backend.take() else {
                 continue;
             };
             let mut msgs: Vec<Message> = c.queue.memory.drain(..).collect();
@@ -284,7 +268,7 @@ impl<D: Send + 'static> Broker<D> {
             }
         }
         for (_, t) in self.topics.iter_mut() {
-            let Some(mut backend) = t.queue.backend.take() else {
+            let Some(mut backend) = t.queue.disk.backend.take() else {
                 continue;
             };
             for TopicEntry { msg, .. } in t.queue.memory.drain(..) {
@@ -331,7 +315,7 @@ impl<D: Send + 'static> Broker<D> {
                     .collect(),
             })
             .collect();
-        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics.sort_by_key(|t| t.name);
         Some(topics)
     }
 

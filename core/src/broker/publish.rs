@@ -194,7 +194,7 @@ impl<D: Send + 'static> Broker<D> {
         }
         let mut topic = Topic::new(name);
         if !topic.ephemeral {
-            topic.queue.backend = self.open_backend(name.as_str());
+            topic.queue.disk.backend = self.open_backend(name.as_str());
         }
         let k = self.topics.insert(topic);
         self.topic_index.insert(name, k);

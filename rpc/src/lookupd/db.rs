@@ -239,9 +239,24 @@ impl RegistrationDb {
             .collect()
     }
 
-    /// The producers of the one registration `r` (no wildcards), by peer id.
-    pub fn producers(&self, r: &Registration) -> impl Iterator<Item = (&PeerId, &Producer)> {
-        self.registrations.get(r).into_iter().flat_map(|m| m.iter())
+    /// nsqlookupd's `FindProducers`: the producers of `r`, whose key or subkey may be `*`; with
+    /// a wildcard, each peer appears once (its first entry, in registration order).
+    pub fn producers(&self, r: &Registration) -> Vec<(&PeerId, &Producer)> {
+        if r.key != "*" && r.subkey != "*" {
+            return self.registrations.get(r).into_iter().flatten().collect();
+        }
+        let mut seen: Vec<(&PeerId, &Producer)> = Vec::new();
+        for (k, producers) in &self.registrations {
+            if !k.is_match(r.category, &r.key, &r.subkey) {
+                continue;
+            }
+            for (id, producer) in producers {
+                if !seen.iter().any(|(s, _)| *s == id) {
+                    seen.push((id, producer));
+                }
+            }
+        }
+        seen
     }
 
     /// Every registration `id` is a producer of (nsqlookupd's `LookupRegistrations`).
@@ -261,19 +276,29 @@ impl RegistrationDb {
     /// `/topic/tombstone`: tombstones every producer of `topic` whose
     /// `broadcast_address:http_port` is `node`. Returns how many.
     pub fn tombstone(&mut self, topic: &str, node: &str, clock: Clock) -> usize {
-        let peers = &self.peers;
-        let Some(producers) = self.registrations.get_mut(&Registration::topic(topic)) else {
-            return 0;
-        };
-        let mut count = 0;
-        for (id, producer) in producers.iter_mut() {
-            if peers.get(id).is_some_and(|p| p.info.tombstone_node() == node) {
-                producer.tombstoned = true;
-                producer.tombstoned_at = Some(clock);
-                count += 1;
+        // Which entries `FindProducers` would hand back (one per peer under a `*` topic).
+        let mut targets: Vec<(Registration, PeerId)> = Vec::new();
+        for (k, producers) in &self.registrations {
+            if !k.is_match(Category::Topic, topic, "") {
+                continue;
+            }
+            for id in producers.keys() {
+                let matches = self
+                    .peers
+                    .get(id)
+                    .is_some_and(|p| p.info.tombstone_node() == node);
+                if matches && !targets.iter().any(|(_, t)| t == id) {
+                    targets.push((k.clone(), id.clone()));
+                }
             }
         }
-        count
+        for (k, id) in &targets {
+            if let Some(producer) = self.registrations.get_mut(k).and_then(|m| m.get_mut(id)) {
+                producer.tombstoned = true;
+                producer.tombstoned_at = Some(clock);
+            }
+        }
+        targets.len()
     }
 
     /// The active producers of `r` (nsqlookupd's `FilterByActive`): seen within
@@ -287,6 +312,7 @@ impl RegistrationDb {
         now: Instant,
     ) -> Vec<(&PeerId, &Peer, &Producer)> {
         self.producers(r)
+            .into_iter()
             .filter_map(|(id, producer)| {
                 let peer = self.peers.get(id)?;
                 let active = self.is_active(id, inactive_timeout, now)
@@ -364,7 +390,7 @@ mod tests {
         };
         assert_eq!(ids(&db, c.after(Duration::from_secs(44))), ["b"]);
         assert_eq!(ids(&db, c.after(Duration::from_secs(45))), ["a", "b"]);
-        let p = db.producers(&r).next().unwrap().1;
+        let p = db.producers(&r)[0].1;
         assert!(p.tombstoned && p.tombstoned_at_unix_ns() == c.unix_ns);
     }
 

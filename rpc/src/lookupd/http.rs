@@ -286,6 +286,7 @@ fn nodes(db: &RegistrationDb, options: &LookupdOptions, clock: Clock) -> Respons
                 .iter()
                 .map(|t| {
                     db.producers(&Registration::topic(t))
+                        .into_iter()
                         .find(|(pid, _)| *pid == id)
                         .is_some_and(|(_, p)| p.is_tombstoned(options.tombstone_lifetime, clock.now))
                 })

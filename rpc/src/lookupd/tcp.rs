@@ -263,8 +263,8 @@ mod tests {
             [Registration::channel("t", "c")]
         );
         f.replies(b"REGISTER t c\nUNREGISTER t\n");
-        assert_eq!(f.db.producers(&Registration::channel("t", "c")).count(), 0);
-        assert_eq!(f.db.producers(&Registration::topic("t")).count(), 0);
+        assert_eq!(f.db.producers(&Registration::channel("t", "c")).len(), 0);
+        assert_eq!(f.db.producers(&Registration::topic("t")).len(), 0);
         f.replies(b"REGISTER e#ephemeral\nUNREGISTER e#ephemeral\n");
         assert!(f
             .db

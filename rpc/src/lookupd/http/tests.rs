@@ -244,6 +244,22 @@ fn inactive_producers_are_hidden_not_removed() {
 }
 
 #[test]
+fn star_is_a_wildcard_as_in_nsqlookupd() {
+    let mut f = Fixture::new();
+    f.register("127.0.0.1:1001", "a", 4151, "t", Some("c1"));
+    f.register("127.0.0.1:1001", "a", 4151, "u", Some("c2"));
+    assert_eq!(
+        f.get("/lookup?topic=*"),
+        ok(&format!(r#"{{"channels":["c1","c2"],"producers":[{PEER_A}]}}"#))
+    );
+    assert_eq!(f.get("/channels?topic=*"), ok(r#"{"channels":["c1","c2"]}"#));
+    assert_eq!(f.post("/topic/tombstone?topic=*&node=a:4151"), ok(""));
+    assert!(f.get("/nodes").1.contains(r#""tombstones":[true,false]"#));
+    assert_eq!(f.post("/topic/delete?topic=*"), ok(""));
+    assert_eq!(f.get("/topics"), ok(r#"{"topics":[]}"#));
+}
+
+#[test]
 fn debug_shape() {
     let mut f = Fixture::new();
     f.register("127.0.0.1:1001", "a", 4151, "t", Some("c"));
