@@ -120,6 +120,9 @@ impl BackendFactory for DiskFactory {
     fn durable_acks(&self) -> bool {
         self.options.sync_every <= 1
     }
+    fn exists(&self, name: &str) -> bool {
+        self.dir.join(format!("{name}.squall.meta.dat")).exists()
+    }
 }
 
 pub type FactoryMaker = Arc<dyn Fn() -> Box<dyn BackendFactory> + Send + Sync>;

@@ -47,6 +47,11 @@ pub trait Backend {
 /// Opens backends by queue name (`<topic>` or `<topic>:<channel>`, as go-diskqueue names them).
 pub trait BackendFactory {
     fn open(&self, name: &str) -> Result<Box<dyn Backend>, String>;
+    /// Whether `name` has files from an earlier run (opened at once, so they are delivered).
+    /// Other queues open their backend the first time memory is full.
+    fn exists(&self, _name: &str) -> bool {
+        true
+    }
     /// Whether a publish's `OK` waits for the fsync covering it (`--sync-every=1`).
     fn durable_acks(&self) -> bool;
 }

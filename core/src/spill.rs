@@ -71,9 +71,15 @@ impl<T> SpillQueue<T> {
         self.memory.is_empty() && self.backend_depth() == 0
     }
 
-    /// Whether `n` more messages fit without a backend (only matters when there is none).
-    pub fn has_room(&self, n: usize, cap: usize) -> bool {
-        self.disk.backend.is_some() || self.memory.len() + n <= cap
+    /// Whether `n` more messages fit: in memory, or on disk when the queue has (or, with
+    /// `can_spill`, may open) a backend.
+    pub fn has_room(&self, n: usize, cap: usize, can_spill: bool) -> bool {
+        can_spill || self.disk.backend.is_some() || self.memory.len() + n <= cap
+    }
+
+    /// Whether the next put goes to disk (memory full, or already spilled).
+    pub fn spills_next(&self, cap: usize) -> bool {
+        self.memory.len() >= cap || self.backend_depth() > 0
     }
 
     /// Puts `item`, spilling to the backend when memory is full or already spilled.

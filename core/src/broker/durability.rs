@@ -80,7 +80,46 @@ impl<D: Send + 'static> Broker<D> {
     /// Opens the backend of a non-ephemeral queue; failures are logged by the factory and the
     /// queue stays memory-only (it then refuses what memory cannot hold).
     pub(super) fn open_backend(&mut self, name: &str) -> Option<Box<dyn Backend>> {
-        self.durability.factory.as_ref()?.open(name).ok()
+        let factory = self.durability.factory.as_ref()?;
+        if !factory.exists(name) {
+            return None;
+        }
+        factory.open(name).ok()
+    }
+
+    /// Whether queues may open a backend when their memory is full.
+    pub(super) fn can_spill(&self) -> bool {
+        self.durability.factory.is_some()
+    }
+
+    /// Opens a queue's backend the first time it needs one (memory full): a queue that never
+    /// overflows never creates files.
+    pub(super) fn ensure_backend(&mut self, q: QueueRef) {
+        let cap = self.opts.mem_queue_size;
+        let Some(factory) = self.durability.factory.as_ref() else {
+            return;
+        };
+        let (needs, name) = match q {
+            QueueRef::Topic(k) => {
+                let t = &self.topics[k];
+                (
+                    !t.ephemeral && t.queue.disk.backend.is_none() && t.queue.spills_next(cap),
+                    t.name.to_string(),
+                )
+            }
+            QueueRef::Channel(k) => {
+                let c = &self.channels[k];
+                let needs = !c.ephemeral && c.queue.disk.backend.is_none() && c.queue.spills_next(cap);
+                (needs, format!("{}:{}", self.topics[c.topic].name, c.name))
+            }
+        };
+        if !needs {
+            return;
+        }
+        let backend = factory.open(&name).ok();
+        if let Some(disk) = self.disk_of(q) {
+            disk.backend = backend;
+        }
     }
 
     fn disk_of(&mut self, q: QueueRef) -> Option<&mut DiskSide> {

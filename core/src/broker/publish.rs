@@ -169,6 +169,7 @@ impl<D: Send + 'static> Broker<D> {
     /// Until disk queues exist, a full memory queue refuses the publish rather than lose it.
     fn check_room(&self, tkey: usize, n: usize, defer_ms: i64) -> Result<(), &'static str> {
         let cap = self.opts.mem_queue_size;
+        let can_spill = self.can_spill();
         let topic = &self.topics[tkey];
         if topic.is_flowing() && topic.queue.is_empty() {
             if defer_ms > 0 {
@@ -178,11 +179,11 @@ impl<D: Send + 'static> Broker<D> {
                 .channels
                 .iter()
                 .map(|&c| &self.channels[c])
-                .any(|c| !c.ephemeral && !c.queue.has_room(n, cap));
+                .any(|c| !c.ephemeral && !c.queue.has_room(n, cap, can_spill));
             if full {
                 return Err("channel memory queue full (no disk queue)");
             }
-        } else if !topic.ephemeral && !topic.queue.has_room(n, cap) {
+        } else if !topic.ephemeral && !topic.queue.has_room(n, cap, can_spill) {
             return Err("topic memory queue full (no disk queue)");
         }
         Ok(())
@@ -219,6 +220,8 @@ impl<D: Send + 'static> Broker<D> {
         topic.message_bytes += msg.body.len() as u64;
         if !topic.is_flowing() || !topic.queue.is_empty() {
             // Behind a backlog, a message waits its turn so the topic keeps its order.
+            self.ensure_backend(QueueRef::Topic(tkey));
+            let topic = &mut self.topics[tkey];
             let ephemeral = topic.ephemeral;
             let entry = TopicEntry { msg, defer_ms };
             let put = topic
@@ -287,6 +290,7 @@ impl<D: Send + 'static> Broker<D> {
         needs: &mut Vec<(QueueRef, u64)>,
     ) -> Result<(), String> {
         let cap = self.opts.mem_queue_size;
+        self.ensure_backend(QueueRef::Channel(ch));
         let c = &mut self.channels[ch];
         let ephemeral = c.ephemeral;
         let put = c.queue.put(msg, cap, ephemeral, |m| m, &mut self.scratch);
@@ -309,6 +313,7 @@ impl<D: Send + 'static> Broker<D> {
     /// (a full channel resumes the drain when it delivers).
     pub(super) fn drain_topics<N: Net<Detached = D>>(&mut self, net: &mut N) {
         let cap = self.opts.mem_queue_size;
+        let can_spill = self.can_spill();
         for tkey in std::mem::take(&mut self.draining) {
             let Some(topic) = self.topics.get_mut(tkey) else {
                 continue;
@@ -323,7 +328,7 @@ impl<D: Send + 'static> Broker<D> {
                 let room = channels
                     .iter()
                     .map(|&c| &self.channels[c])
-                    .all(|c| c.ephemeral || c.queue.has_room(1, cap));
+                    .all(|c| c.ephemeral || c.queue.has_room(1, cap, can_spill));
                 if !room {
                     blocked = true;
                     break;
