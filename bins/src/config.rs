@@ -13,7 +13,9 @@
 //! (so `0x10` and `1_000` work), booleans as `strconv.ParseBool`. nsqd's startup validations
 //! (spec §9.12) that need no I/O are applied here with nsqd's messages.
 //!
-//! `--config` is stored but not read yet (TOML loading is a later step). TLS, AUTH, snappy and
+//! `--config FILE` (TOML, nsqd's keys) is read before this parser by
+//! [`file::args_with_config_file`], which turns the file's keys into flags placed ahead of the
+//! command line's, so one parser reads both and the command line wins. TLS, AUTH, snappy and
 //! deflate are parsed and stored, but `Options` advertises none of them until they exist.
 //!
 //! # Layout
@@ -21,10 +23,16 @@
 //! - `config/flags.rs`: the clap flag definitions, one struct per help heading.
 //! - `config/goflag.rs`: the Go `flag` syntax → clap syntax rewrite, shared with the other tools.
 //! - `config/go_values.rs`: Go's value parsers (bool, int, float, duration), shared likewise.
+//! - `config/keys.rs`: each tool's config-file keys, the flag each sets, the value types.
+//! - `config/file.rs`: `--config FILE` → flags, for all three tools.
+//! - `config/preflight.rs`: the start-up checks that need I/O (data path, ports).
 
+pub mod file;
 mod flags;
 pub mod go_values;
 pub mod goflag;
+pub mod keys;
+pub mod preflight;
 
 use std::ffi::OsString;
 
@@ -56,7 +64,7 @@ pub struct DaemonConfig {
     // Basic
     /// `--version`: print [`VERSION_LINE`] and exit; no validation was applied.
     pub print_version: bool,
-    /// `--config`: TOML config path (stored, not loaded yet).
+    /// `--config`: the TOML config file already merged into the flags (see [`file`]).
     pub config_path: String,
     /// `--log-level`, lowercased: debug, info, warn, error or fatal.
     pub log_level: String,

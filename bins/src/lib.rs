@@ -1,7 +1,8 @@
 //! Squall's binaries, and the node assembly they share so tests can start a broker in-process.
 //!
 //! # Layout
-//! - `config`: nsqd's command line (Go `flag` syntax) → `DaemonConfig`.
+//! - `config`: nsqd's command line (Go `flag` syntax) and `--config` files → `DaemonConfig`.
+//! - `logging`: nsqd-style log lines with a process-wide level (`squalld`, `squall-lookupd`).
 //! - `engine`: the NSQ engine the uring-net runtime drives (forwards to `squall_core::broker`).
 //! - `bin/squalld.rs`: the nsqd drop-in: flags, logging, signals.
 //! - `lookupd`: the nsqlookupd drop-in's engine and flags; `bin/squall-lookupd.rs` is its entry.
@@ -13,6 +14,7 @@ pub mod config;
 pub mod daemon;
 mod engine;
 mod http_front;
+pub mod logging;
 pub mod lookupd;
 pub mod metadata;
 pub mod to_file;

@@ -1,11 +1,21 @@
-//! squall-lookupd: a drop-in for nsqlookupd. Takes nsqlookupd's flags (Go `flag` syntax), serves
-//! its TCP protocol V1 and HTTP API from one io_uring shard, exits 0 on SIGTERM/SIGINT.
+//! squall-lookupd: a drop-in for nsqlookupd. Takes nsqlookupd's flags (Go `flag` syntax) and
+//! TOML config file, serves its TCP protocol V1 and HTTP API from one io_uring shard, exits 0 on
+//! SIGTERM/SIGINT. Anything wrong before the listeners open is one `FATAL` line and exit 1.
 
 use anyhow::{bail, Context};
+use squall::config::preflight::check_listen;
+use squall::config::{file, keys};
+use squall::logging::{self, Level};
 use squall::lookupd::{parse_args, start_lookupd, LogLevel, LookupdConfig, LookupdStart, VERSION_LINE};
+use squall::{log_fatal, log_info};
 
 fn main() {
-    let config = match parse_args(std::env::args_os()) {
+    logging::init(keys::NSQLOOKUPD.default_log_prefix, Level::Info);
+    let argv = match file::args_with_config_file(std::env::args_os().collect(), &keys::NSQLOOKUPD) {
+        Ok(argv) => argv,
+        Err(e) => log_fatal!("{e}"),
+    };
+    let config = match parse_args(argv) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
@@ -13,35 +23,36 @@ fn main() {
         println!("{VERSION_LINE}");
         return;
     }
+    logging::init(&config.log_prefix, level(config.log_level));
     if let Err(e) = run(config) {
-        eprintln!("[nsqlookupd] FATAL: {e:#}");
-        std::process::exit(1);
+        log_fatal!("{e:#}");
+    }
+}
+
+fn level(l: LogLevel) -> Level {
+    match l {
+        LogLevel::Debug => Level::Debug,
+        LogLevel::Info => Level::Info,
+        LogLevel::Warn => Level::Warn,
+        LogLevel::Error => Level::Error,
+        LogLevel::Fatal => Level::Fatal,
     }
 }
 
 fn run(config: LookupdConfig) -> anyhow::Result<()> {
-    let signals = block_termination_signals()?;
     let start = LookupdStart::from_config(&config)?;
-    let log = start.logger.clone();
-    log.log(LogLevel::Info, VERSION_LINE);
+    check_listen("tcp-address", start.tcp_address).map_err(anyhow::Error::msg)?;
+    check_listen("http-address", start.http_address).map_err(anyhow::Error::msg)?;
+    let signals = block_termination_signals()?;
+    log_info!("{VERSION_LINE}");
     if !config.config_path.is_empty() {
-        log.log(
-            LogLevel::Warn,
-            &format!("--config {} is not read yet: flags only", config.config_path),
-        );
+        log_info!("config file: {}", config.config_path);
     }
-    let lookupd = start_lookupd(start)
-        .with_context(|| format!("listen ({} / {}) failed", config.tcp_address, config.http_address))?;
-    log.log(
-        LogLevel::Info,
-        &format!("TCP: listening on {}", lookupd.tcp_address()),
-    );
-    log.log(
-        LogLevel::Info,
-        &format!("HTTP: listening on {}", lookupd.http_address()),
-    );
+    let lookupd = start_lookupd(start).context("failed to start")?;
+    log_info!("TCP: listening on {}", lookupd.tcp_address());
+    log_info!("HTTP: listening on {}", lookupd.http_address());
     let signal = wait_for_signal(&signals)?;
-    log.log(LogLevel::Info, &format!("received signal {signal}: exiting"));
+    log_info!("received signal {signal}: exiting");
     lookupd.shutdown();
     lookupd.join().context("shard failed")?;
     Ok(())

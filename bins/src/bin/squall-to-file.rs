@@ -1,9 +1,20 @@
-//! squall-to-file: a drop-in for nsq_to_file. Takes nsq_to_file's flags (Go `flag` syntax) and
-//! writes topics to files; see `squall::to_file`.
+//! squall-to-file: a drop-in for nsq_to_file. Takes nsq_to_file's flags (Go `flag` syntax), or
+//! the same keys in a TOML `--config` file (a Squall addition), and writes topics to files; see
+//! `squall::to_file`.
+
+use squall::config::{file, keys};
+use squall::logging::{self, Level};
 
 fn main() {
+    let argv = match file::args_with_config_file(std::env::args_os().collect(), &keys::NSQ_TO_FILE) {
+        Ok(argv) => argv,
+        Err(e) => {
+            logging::init(keys::NSQ_TO_FILE.default_log_prefix, Level::Info);
+            squall::log_fatal!("{e}")
+        }
+    };
     let hostname = squall::config::os_hostname();
-    let opts = match squall::to_file::parse_args(std::env::args_os(), &hostname) {
+    let opts = match squall::to_file::parse_args(argv, &hostname) {
         Ok(o) => o,
         Err(e) => e.exit(),
     };

@@ -1,63 +1,113 @@
-//! squalld: a drop-in for nsqd. Takes nsqd's flags (Go `flag` syntax), serves the NSQ TCP
-//! protocol V2 from one io_uring shard per core, drains on SIGTERM/SIGINT and exits 0.
+//! squalld: a drop-in for nsqd. Takes nsqd's flags (Go `flag` syntax) and nsqd's TOML config
+//! file, serves the NSQ TCP protocol V2 from one io_uring shard per core, drains on
+//! SIGTERM/SIGINT and exits 0.
+//!
+//! Start-up order: config file → flags → data path and port checks → listeners. Anything wrong
+//! before the listeners open is one `FATAL` line and exit 1 (flag syntax errors are clap's
+//! message and exit 2).
+
+use std::path::Path;
 
 use anyhow::{bail, Context};
-use squall::config::{parse_args, DaemonConfig};
-use squall::Node;
+use squall::config::preflight::{check_data_path, check_listen};
+use squall::config::{file, keys, parse_args, DaemonConfig, VERSION_LINE};
+use squall::logging::{self, Level};
+use squall::{log_fatal, log_info, log_warn, Node};
 
 fn main() {
-    let config = match parse_args(std::env::args_os()) {
+    logging::init(keys::NSQD.default_log_prefix, Level::Info);
+    let argv = match file::args_with_config_file(std::env::args_os().collect(), &keys::NSQD) {
+        Ok(argv) => argv,
+        Err(e) => log_fatal!("{e}"),
+    };
+    let config = match parse_args(argv) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
     if config.print_version {
-        println!(
-            "squalld v{} (nsqd v{} compatible)",
-            env!("CARGO_PKG_VERSION"),
-            squall_core::NSQD_VERSION
-        );
+        println!("{VERSION_LINE}");
         return;
     }
+    // The flag parser already refused any other spelling.
+    let level = Level::parse(&config.log_level).unwrap_or(Level::Info);
+    logging::init(&config.log_prefix, level);
     if let Err(e) = run(config) {
-        eprintln!("[nsqd] FATAL: {e:#}");
-        std::process::exit(1);
+        log_fatal!("{e:#}");
     }
-}
-
-fn log(config: &DaemonConfig, level: &str, msg: &str) {
-    eprintln!("{}{level}: {msg}", config.log_prefix);
 }
 
 fn run(config: DaemonConfig) -> anyhow::Result<()> {
-    let signals = block_termination_signals()?;
     let node_config = squall::daemon::node_config(&config, true)?;
-    let data_path = node_config.data_path.clone();
-    let node = Node::start(node_config).with_context(|| format!("listen ({}) failed", config.tcp_address))?;
-    let version = format!(
-        "squalld v{} (nsqd v{} protocol)",
-        env!("CARGO_PKG_VERSION"),
-        squall_core::NSQD_VERSION
-    );
-    log(&config, "INFO", &version);
-    log(&config, "INFO", &format!("ID: {}", config.options.node_id));
-    log(&config, "INFO", &format!("shards: {}", config.shards));
-    log(
-        &config,
-        "INFO",
-        &format!("TCP: listening on {}", node.tcp_address()),
-    );
-    if let Some(http) = node.http_address() {
-        log(&config, "INFO", &format!("HTTP: listening on {http}"));
+    if let Some(dir) = &node_config.data_path {
+        check_data_path(dir).map_err(anyhow::Error::msg)?;
     }
+    check_listen("tcp-address", node_config.tcp_address).map_err(anyhow::Error::msg)?;
+    if let Some(http) = node_config.http_address {
+        check_listen("http-address", http).map_err(anyhow::Error::msg)?;
+    }
+    let signals = block_termination_signals()?;
+    let data_path = node_config.data_path.clone();
+
+    log_info!("{VERSION_LINE}");
+    if !config.config_path.is_empty() {
+        log_info!("config file: {}", config.config_path);
+    }
+    warn_unimplemented(&config);
+    log_info!("ID: {}", config.options.node_id);
+    log_info!("shards: {}", config.shards);
     if let Some(dir) = &data_path {
-        log(&config, "INFO", &format!("data path: {}", dir.display()));
+        log_info!("data path: {}", display_dir(dir));
+    }
+    let node = Node::start(node_config).context("failed to start")?;
+    log_info!("TCP: listening on {}", node.tcp_address());
+    if let Some(http) = node.http_address() {
+        log_info!("HTTP: listening on {http}");
     }
     let signal = wait_for_signal(&signals)?;
-    log(&config, "INFO", &format!("received signal {signal}: draining"));
+    log_info!("received signal {signal}: draining");
     node.shutdown();
     node.join().context("shard failed")?;
-    log(&config, "INFO", "exited cleanly");
+    log_info!("exited cleanly");
     Ok(())
+}
+
+/// Options squalld parses and reports but does not act on yet: say so, rather than run as if
+/// they were honoured (an operator who sets an auth server expects clients to be checked).
+fn warn_unimplemented(c: &DaemonConfig) {
+    let ignored = [
+        (
+            "--lookupd-tcp-address",
+            !c.lookupd_tcp_addresses.is_empty(),
+            "squalld does not register with nsqlookupd yet",
+        ),
+        (
+            "--auth-http-address",
+            !c.auth_http_addresses.is_empty(),
+            "clients are NOT authenticated",
+        ),
+        (
+            "--tls-cert",
+            !c.tls_cert.is_empty(),
+            "TLS is not served yet; clients connect in plain text",
+        ),
+        (
+            "--statsd-address",
+            !c.statsd_address.is_empty(),
+            "no statsd metrics are sent",
+        ),
+    ];
+    for (flag, set, consequence) in ignored {
+        if set {
+            log_warn!("{flag} is not implemented in squalld yet and is ignored: {consequence}");
+        }
+    }
+}
+
+fn display_dir(dir: &Path) -> String {
+    std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Blocks SIGINT and SIGTERM in this thread before any shard starts, so every shard inherits the

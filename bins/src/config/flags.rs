@@ -57,7 +57,7 @@ pub(super) struct BasicArgs {
           default_value = "false", default_missing_value = "true", value_name = "BOOL",
           value_parser = parse_go_bool)]
     pub(super) version: bool,
-    /// Path to config file (TOML; not read yet)
+    /// TOML config file of nsqd's keys (flags override it)
     #[arg(long, default_value = "", value_name = "PATH")]
     pub(super) config: String,
     /// Log verbosity: debug, info, warn, error, or fatal

@@ -153,6 +153,7 @@ impl<D: Send + 'static> Broker<D> {
                     }
                 }
                 self.metadata_changed = true;
+        self.registry_changed = true;
                 Ok(())
             }
             AdminOp::EmptyTopic(t) => {
@@ -163,6 +164,7 @@ impl<D: Send + 'static> Broker<D> {
                 let tkey = self.topic_key(&t)?;
                 self.topics[tkey].paused = paused;
                 self.metadata_changed = true;
+        self.registry_changed = true;
                 if !paused {
                     self.schedule_drain(tkey);
                 }
@@ -196,6 +198,7 @@ impl<D: Send + 'static> Broker<D> {
                 let ch = self.channel_key(&t, &c)?;
                 self.channels[ch].paused = paused;
                 self.metadata_changed = true;
+        self.registry_changed = true;
                 if !paused {
                     self.mark_dirty(ch);
                     let topic = self.channels[ch].topic;

@@ -112,6 +112,7 @@ impl<D: Send + 'static> Broker<D> {
         let k = self.channels.insert(channel);
         self.topics[tkey].channels.push(k);
         self.metadata_changed = true;
+        self.registry_changed = true;
         self.schedule_drain(tkey);
         k
     }
@@ -232,6 +233,7 @@ impl<D: Send + 'static> Broker<D> {
     pub(super) fn delete_channel(&mut self, ch: usize) {
         let c = self.channels.remove(ch);
         self.metadata_changed = true;
+        self.registry_changed = true;
         if let Some(b) = c.queue.disk.backend {
             b.delete();
         }

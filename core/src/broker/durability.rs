@@ -377,6 +377,21 @@ impl<D: Send + 'static> Broker<D> {
         self.metadata_changed = true;
     }
 
+    /// Every topic and channel on this shard, ephemeral ones included (nsqlookupd registrations),
+    /// if anything was created or deleted since the last call.
+    pub fn take_registry(&mut self) -> Option<Vec<(crate::names::Name, Vec<crate::names::Name>)>> {
+        if !std::mem::take(&mut self.registry_changed) {
+            return None;
+        }
+        let mut topics: Vec<_> = self
+            .topics
+            .iter()
+            .map(|(_, t)| (t.name, t.channels.iter().map(|&c| self.channels[c].name).collect::<Vec<_>>()))
+            .collect();
+        topics.sort_by_key(|t| t.0);
+        Some(topics)
+    }
+
     /// The last disk write error, if the node is unhealthy.
     pub fn health_error(&self) -> Option<&str> {
         self.health_error.as_deref()

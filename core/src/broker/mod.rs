@@ -109,6 +109,8 @@ pub struct Broker<D> {
     durable_tcp_acks: Vec<(u64, u64, Option<Box<ProtocolError>>)>,
     /// Topics or channels were created, deleted, paused or unpaused since `take_metadata`.
     metadata_changed: bool,
+    /// Topics or channels were created or deleted since `take_registry`.
+    registry_changed: bool,
     next_client_id: u64,
     timer_seq: u32,
     rng: u64,
@@ -148,6 +150,7 @@ impl<D: Send + 'static> Broker<D> {
             durability: durability::Durability::default(),
             durable_tcp_acks: Vec::new(),
             metadata_changed: false,
+            registry_changed: false,
             next_client_id: 0,
             timer_seq: 0,
             rng: 0x2545_f491_4f6c_dd1d ^ (shard as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),

@@ -200,6 +200,7 @@ impl<D: Send + 'static> Broker<D> {
         let k = self.topics.insert(topic);
         self.topic_index.insert(name, k);
         self.metadata_changed = true;
+        self.registry_changed = true;
         k
     }
 
