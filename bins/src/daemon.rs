@@ -42,6 +42,9 @@ pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeCo
         },
         hostname: c.hostname.clone(),
         broadcast_address: c.broadcast_address.clone(),
+        lookupd_tcp_addresses: c.lookupd_tcp_addresses.clone(),
+        broadcast_tcp_port: c.broadcast_tcp_port,
+        broadcast_http_port: c.broadcast_http_port,
         config_values: config_values(c),
     })
 }

@@ -13,6 +13,7 @@ use squall_rpc::nsqd::ApiContext;
 use squall_uring_net::{ConnId, Detached, Engine, Io, ShardId};
 
 use crate::http_front::HttpFront;
+use crate::lookup_loop::LookupLoop;
 use crate::metadata::MetadataWriter;
 
 type Msg = ShardMsg<Detached>;
@@ -28,6 +29,8 @@ pub struct Shared {
     pub preload: Arc<Vec<TopicMeta>>,
     pub metadata: Option<MetadataWriter>,
     pub backends: Option<crate::backends::FactoryMaker>,
+    /// Registration with nsqlookupd: shards report their topics and channels to it.
+    pub lookup: Option<LookupLoop>,
 }
 
 /// One shard's NSQ broker and HTTP front, driven by the uring-net runtime.
@@ -44,7 +47,8 @@ impl NsqEngine {
         if let Some(make) = &shared.backends {
             broker.set_backend_factory(make());
         }
-        let http = HttpFront::new(shared.api.clone(), shared.options.max_body_size.max(0) as usize);
+        let mut http = HttpFront::new(shared.api.clone(), shared.options.max_body_size.max(0) as usize);
+        http.set_lookup(shared.lookup.clone());
         NsqEngine {
             shard,
             broker,
@@ -199,6 +203,11 @@ impl Engine for NsqEngine {
         if let Some(writer) = &self.shared.metadata {
             if let Some(meta) = self.broker.take_metadata() {
                 writer.update(self.shard, meta);
+            }
+        }
+        if let Some(lookup) = &self.shared.lookup {
+            if let Some(registry) = self.broker.take_registry() {
+                lookup.update(self.shard, registry);
             }
         }
     }

@@ -11,6 +11,8 @@ use squall_core::broker::{Broker, Net, Origin, Response as BrokerResponse};
 use squall_rpc::httpd::{expects_continue, http_date, parse_request, HttpError, Limits, ReplyTo, Response};
 use squall_rpc::nsqd::{self, Action, ApiContext, ApiRequest, Pending};
 
+use crate::lookup_loop::LookupLoop;
+
 /// Request head bytes accepted (Go's default header limit).
 const HEADER_BYTES_MAX: usize = (1 << 20) + 4096;
 const HEADERS_MAX: usize = 100;
@@ -28,6 +30,8 @@ pub struct HttpFront {
     limits: Limits,
     conns: HashMap<u64, HttpConn>,
     next_seq: u64,
+    /// Told about `PUT /config/nsqlookupd_tcp_addresses`.
+    lookup: Option<LookupLoop>,
 }
 
 impl HttpFront {
@@ -43,7 +47,12 @@ impl HttpFront {
             limits,
             conns: HashMap::new(),
             next_seq: 0,
+            lookup: None,
         }
+    }
+
+    pub fn set_lookup(&mut self, lookup: Option<LookupLoop>) {
+        self.lookup = lookup;
     }
 
     /// Input bytes a connection may hold: one whole request.
@@ -144,6 +153,17 @@ impl HttpFront {
             };
             match nsqd::handle(&api, ctx) {
                 Action::Respond(resp) => {
+                    if resp.status == 200
+                        && req.method == "PUT"
+                        && req.path == "/config/nsqlookupd_tcp_addresses"
+                    {
+                        // The API accepted the body as a JSON array of strings.
+                        if let (Some(lookup), Ok(addrs)) =
+                            (&self.lookup, serde_json::from_slice::<Vec<String>>(&req.body))
+                        {
+                            lookup.set_peers(addrs);
+                        }
+                    }
                     respond(net, conn, &reply_to, resp);
                     if !reply_to.keep_alive {
                         return;

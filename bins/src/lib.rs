@@ -4,6 +4,7 @@
 //! - `config`: nsqd's command line (Go `flag` syntax) and `--config` files → `DaemonConfig`.
 //! - `logging`: nsqd-style log lines with a process-wide level (`squalld`, `squall-lookupd`).
 //! - `engine`: the NSQ engine the uring-net runtime drives (forwards to `squall_core::broker`).
+//! - `lookup_loop`: squalld's registration with nsqlookupd (one thread per lookupd, off the shards).
 //! - `bin/squalld.rs`: the nsqd drop-in: flags, logging, signals.
 //! - `lookupd`: the nsqlookupd drop-in's engine and flags; `bin/squall-lookupd.rs` is its entry.
 //! - `to_file`: the nsq_to_file drop-in (a blocking NSQ consumer writing topics to files);
@@ -15,6 +16,7 @@ pub mod daemon;
 mod engine;
 mod http_front;
 pub mod logging;
+pub mod lookup_loop;
 pub mod lookupd;
 pub mod metadata;
 pub mod to_file;
@@ -33,6 +35,7 @@ use squall_uring_net::{Runtime, RuntimeConfig, RuntimeHandle};
 
 pub use engine::NsqEngine;
 use engine::Shared;
+use lookup_loop::LookupLoop;
 use metadata::{DataDirLock, MetadataWriter};
 
 /// How disk queues behave (nsqd's queue flags).
@@ -67,6 +70,11 @@ pub struct NodeConfig {
     pub disk: DiskOptions,
     pub hostname: String,
     pub broadcast_address: String,
+    /// nsqlookupd TCP addresses to register with (`--lookupd-tcp-address`).
+    pub lookupd_tcp_addresses: Vec<String>,
+    /// Ports IDENTIFY reports to lookupd; 0: the port actually listened on.
+    pub broadcast_tcp_port: u16,
+    pub broadcast_http_port: u16,
     /// `/config/:opt` values, as nsqd renders them.
     pub config_values: BTreeMap<String, serde_json::Value>,
 }
@@ -84,6 +92,9 @@ impl NodeConfig {
             disk: DiskOptions::default(),
             hostname: "localhost".to_string(),
             broadcast_address: "localhost".to_string(),
+            lookupd_tcp_addresses: Vec::new(),
+            broadcast_tcp_port: 0,
+            broadcast_http_port: 0,
             config_values: BTreeMap::new(),
         }
     }
@@ -95,6 +106,7 @@ pub struct Node {
     tcp_address: SocketAddr,
     http_address: Option<SocketAddr>,
     metadata: Option<(MetadataWriter, JoinHandle<()>, DataDirLock)>,
+    lookup: LookupLoop,
 }
 
 /// Slack beyond the largest command a client may send (a `--max-body-size` MPUB or IDENTIFY,
@@ -126,12 +138,14 @@ impl Node {
                 &config.disk,
             ));
         }
+        let lookup = LookupLoop::new(shards, config.lookupd_tcp_addresses.clone());
         let shared = Shared {
             options: options.clone(),
             api: Arc::new(OnceLock::new()),
             preload: Arc::new(preload),
             metadata: metadata.as_ref().map(|(w, _, _)| w.clone()),
             backends,
+            lookup: Some(lookup.clone()),
         };
         let mut listeners = vec![config.tcp_address];
         listeners.extend(config.http_address);
@@ -151,6 +165,16 @@ impl Node {
         })?;
         let tcp_address = handle.local_addrs()[0];
         let http_address = config.http_address.map(|_| handle.local_addrs()[1]);
+        let or_real = |port: u16, real: Option<u16>| match port {
+            0 => real.map_or(0, i64::from),
+            p => i64::from(p),
+        };
+        lookup.start(lookup_loop::Identity {
+            broadcast_address: config.broadcast_address.clone(),
+            hostname: config.hostname.clone(),
+            http_port: or_real(config.broadcast_http_port, http_address.map(|a| a.port())),
+            tcp_port: or_real(config.broadcast_tcp_port, Some(tcp_address.port())),
+        });
         let _ = api.set(ApiContext {
             options,
             hostname: config.hostname,
@@ -169,6 +193,7 @@ impl Node {
             tcp_address,
             http_address,
             metadata,
+            lookup,
         })
     }
 
@@ -187,10 +212,17 @@ impl Node {
         self.handle.shutdown();
     }
 
+    /// `shutdown` for another thread to call while this one waits in `join`.
+    pub fn shutdown_trigger(&self) -> impl Fn() + Send + Sync + 'static {
+        self.handle.shutdown_trigger()
+    }
+
     /// Waits for the shards (which write their queues to disk as they stop), then for the
     /// last `nsqd.dat`.
     pub fn join(self) -> io::Result<()> {
         let result = self.handle.join();
+        // Closing the lookupd connections makes lookupd drop this node (nothing unregistered).
+        self.lookup.stop();
         if let Some((writer, thread, _lock)) = self.metadata {
             writer.stop();
             let _ = thread.join();

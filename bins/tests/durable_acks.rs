@@ -11,10 +11,14 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-fn start(dir: &std::path::Path, port: u16) -> Child {
+fn start(dir: &std::path::Path, port: u16) -> Guard {
     let child = Command::new(env!("CARGO_BIN_EXE_squalld"))
         .args([
             &format!("--tcp-address=127.0.0.1:{port}"),
@@ -28,12 +32,55 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .spawn()
         .expect("start squalld");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // Ready means answering: right after a kill -9 the killed process's listener can still
+    // take (and reset) a connection for a moment while the kernel tears its ring down.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
+    while !answers(addr) {
         assert!(Instant::now() < deadline, "squalld did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    Guard(Some(child))
+}
+
+fn answers(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut req = b"  V2IDENTIFY\n".to_vec();
+    req.extend_from_slice(&2u32.to_be_bytes());
+    req.extend_from_slice(b"{}");
+    let mut reply = [0u8; 10];
+    std::io::Write::write_all(&mut s, &req).is_ok()
+        && std::io::Read::read_exact(&mut s, &mut reply).is_ok()
+        && &reply[8..] == b"OK"
+}
+
+/// Kills squalld if the test fails half-way, so no broker outlives it.
+struct Guard(Option<Child>);
+
+impl Guard {
+    fn kill_9(&mut self) {
+        let mut child = self.0.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.0.take().expect("running");
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 #[test]
@@ -66,15 +113,16 @@ fn acknowledged_publishes_survive_kill_9() {
             p.expect_ok();
             acked += 1;
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill_9();
 
         let mut child = start(&dir, port);
         let mut c = Client::connect(addr);
         c.sub("durable", "ch");
         c.cmd("RDY 1000");
         let mut seen = HashSet::new();
-        c.stream.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+        c.stream
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
         loop {
             let mut head = [0u8; 4];
             if std::io::Read::read_exact(&mut c.stream, &mut head).is_err() {
@@ -90,11 +138,14 @@ fn acknowledged_publishes_survive_kill_9() {
         }
         for i in 0..acked {
             let body = format!("r{round}-{i:03}");
-            assert!(seen.contains(&body), "round {round}: acknowledged {body} was lost ({} delivered)", seen.len());
+            assert!(
+                seen.contains(&body),
+                "round {round}: acknowledged {body} was lost ({} delivered)",
+                seen.len()
+            );
         }
         // FINs are not durable before a clean stop: stop cleanly so the next round starts empty.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let status = child.wait().unwrap();
+        let status = child.terminate();
         assert!(status.success(), "clean exit after SIGTERM: {status:?}");
     }
     std::fs::remove_dir_all(&dir).unwrap();

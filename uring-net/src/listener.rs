@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -21,6 +21,7 @@ pub(crate) fn bind_all(
     let mut per_shard: Vec<Vec<OwnedFd>> = (0..shards).map(|_| Vec::new()).collect();
     let mut resolved = Vec::with_capacity(addrs.len());
     for &addr in addrs {
+        wait_for_exclusive_port(addr);
         let mut bound = addr;
         for sockets in per_shard.iter_mut() {
             let socket = bind_one(bound).map_err(|source| StartError::Listen { addr, source })?;
@@ -39,6 +40,37 @@ pub(crate) fn bind_all(
         resolved.push(bound);
     }
     Ok((per_shard, resolved))
+}
+
+/// How long start-up waits for a port whose previous owner is still being torn down.
+const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits until nothing else listens on `addr`'s port. A squalld killed with `kill -9` leaves
+/// its listeners alive until the kernel has torn its io_uring down, a moment after the
+/// process is gone; binding next to them with `SO_REUSEPORT` would share the port with dead
+/// sockets, and the connections the kernel gives them are reset. A bind without
+/// `SO_REUSEPORT` fails while any such socket remains, so retry it until it succeeds or
+/// `PORT_RELEASE_WAIT` passes (then the real bind reports whatever holds the port).
+fn wait_for_exclusive_port(addr: SocketAddr) {
+    if addr.port() == 0 {
+        return;
+    }
+    let deadline = Instant::now() + PORT_RELEASE_WAIT;
+    loop {
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).and_then(|s| {
+            s.set_reuse_address(true)?;
+            if addr.is_ipv6() {
+                s.set_only_v6(true)?;
+            }
+            s.bind(&addr.into())
+        });
+        match probe {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => return,
+        }
+    }
 }
 
 fn bind_one(addr: SocketAddr) -> std::io::Result<Socket> {

@@ -314,6 +314,13 @@ impl RuntimeHandle {
         self.bells.request_shutdown();
     }
 
+    /// `shutdown` as a function another thread can keep (e.g. a signal handler thread) while
+    /// this handle waits in `join`.
+    pub fn shutdown_trigger(&self) -> impl Fn() + Send + Sync + 'static {
+        let bells = self.bells.clone();
+        move || bells.request_shutdown()
+    }
+
     /// Waits for every shard thread; returns the first error (a shard's I/O error or panic).
     pub fn join(mut self) -> io::Result<()> {
         let mut first_error = None;

@@ -76,11 +76,6 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
 fn warn_unimplemented(c: &DaemonConfig) {
     let ignored = [
         (
-            "--lookupd-tcp-address",
-            !c.lookupd_tcp_addresses.is_empty(),
-            "squalld does not register with nsqlookupd yet",
-        ),
-        (
             "--auth-http-address",
             !c.auth_http_addresses.is_empty(),
             "clients are NOT authenticated",

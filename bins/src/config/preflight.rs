@@ -32,10 +32,12 @@ pub fn check_data_path(path: &Path) -> Result<(), String> {
 /// The address must be free to listen on. Port 0 always is. A port taken between this check
 /// and the real listen still fails the start, with a less precise message.
 ///
-/// The probe binds without listening, so no client can ever connect to it. It sets
-/// `SO_REUSEADDR` (a port in TIME_WAIT is free) but not `SO_REUSEPORT`, so it also refuses a
-/// port another squalld already listens on, which the shards' `SO_REUSEPORT` listeners would
-/// otherwise silently share.
+/// The probe binds without listening, so no client can ever connect to it, with the options
+/// the shards' listeners use: `SO_REUSEADDR` (a port in TIME_WAIT is free) and `SO_REUSEPORT`.
+/// So it refuses a port held by anything else (an nsqd, another program), and accepts one a
+/// squalld of the same user still holds: one killed a moment ago, whose io_uring the kernel
+/// tears down (and its listeners with it) after the process is gone. A second live squalld on
+/// the same port would share it; on the same data path, the data path lock refuses it.
 pub fn check_listen(flag: &str, addr: SocketAddr) -> Result<(), String> {
     if addr.port() == 0 {
         return Ok(());
@@ -62,6 +64,19 @@ fn bind_probe(addr: SocketAddr) -> io::Result<()> {
             fd.as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
             (&one as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -146,5 +161,10 @@ mod tests {
             check_listen("tcp-address", "127.0.0.1:0".parse().unwrap()),
             Ok(())
         );
+        // Hosts without IPv6 skip this part.
+        if let Ok(taken6) = TcpListener::bind("[::1]:0") {
+            let err = check_listen("http-address", taken6.local_addr().unwrap()).unwrap_err();
+            assert!(err.contains("(--http-address)"), "{err}");
+        }
     }
 }

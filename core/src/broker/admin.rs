@@ -153,7 +153,7 @@ impl<D: Send + 'static> Broker<D> {
                     }
                 }
                 self.metadata_changed = true;
-        self.registry_changed = true;
+                self.registry_changed = true;
                 Ok(())
             }
             AdminOp::EmptyTopic(t) => {
@@ -164,7 +164,7 @@ impl<D: Send + 'static> Broker<D> {
                 let tkey = self.topic_key(&t)?;
                 self.topics[tkey].paused = paused;
                 self.metadata_changed = true;
-        self.registry_changed = true;
+                self.registry_changed = true;
                 if !paused {
                     self.schedule_drain(tkey);
                 }
@@ -198,7 +198,7 @@ impl<D: Send + 'static> Broker<D> {
                 let ch = self.channel_key(&t, &c)?;
                 self.channels[ch].paused = paused;
                 self.metadata_changed = true;
-        self.registry_changed = true;
+                self.registry_changed = true;
                 if !paused {
                     self.mark_dirty(ch);
                     let topic = self.channels[ch].topic;

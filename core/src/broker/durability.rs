@@ -386,7 +386,15 @@ impl<D: Send + 'static> Broker<D> {
         let mut topics: Vec<_> = self
             .topics
             .iter()
-            .map(|(_, t)| (t.name, t.channels.iter().map(|&c| self.channels[c].name).collect::<Vec<_>>()))
+            .map(|(_, t)| {
+                (
+                    t.name,
+                    t.channels
+                        .iter()
+                        .map(|&c| self.channels[c].name)
+                        .collect::<Vec<_>>(),
+                )
+            })
             .collect();
         topics.sort_by_key(|t| t.0);
         Some(topics)

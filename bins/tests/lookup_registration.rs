@@ -1,0 +1,348 @@
+//! squalld registers with nsqlookupd (spec §8, B.6): three nodes on loopback show up in
+//! squall-lookupd's `/lookup` with their ports, their channels in `/channels`; a stopped node
+//! disappears; a restarted lookupd is re-registered with; `PUT /config/nsqlookupd_tcp_addresses`
+//! swaps peers; the bytes on the wire are nsqd 1.3.0's; and a lookupd that never answers does not
+//! slow publishing down. Every wait is bounded.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use squall::lookupd::{start_lookupd, Lookupd, LookupdStart};
+use squall::{Node, NodeConfig};
+use squall_core::options::Options;
+
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a registration change may take to reach lookupd.
+const WAIT: Duration = Duration::from_secs(15);
+
+// --- helpers ----------------------------------------------------------------------------------
+
+/// One HTTP/1.1 request with `Connection: close`: (status, body).
+fn http(addr: SocketAddr, method: &str, target: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let raw = format!(
+        "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let status = text[9..12].parse().unwrap();
+    (status, text.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+fn start_node(lookupd: Option<&Lookupd>) -> Node {
+    let mut config = NodeConfig::for_tests(Options::default());
+    config.lookupd_tcp_addresses = lookupd.map(|l| l.tcp_address().to_string()).into_iter().collect();
+    Node::start(config).expect("node starts")
+}
+
+fn stop_node(node: Node) {
+    node.shutdown();
+    node.join().expect("node exits cleanly");
+}
+
+fn publish(node: &Node, topic: &str, body: &str) {
+    let (status, resp) = http(
+        node.http_address().unwrap(),
+        "POST",
+        &format!("/pub?topic={topic}"),
+        body,
+    );
+    assert_eq!((status, resp.as_str()), (200, "OK"));
+}
+
+fn node_post(node: &Node, target: &str) {
+    let (status, resp) = http(node.http_address().unwrap(), "POST", target, "");
+    assert_eq!(status, 200, "{target}: {resp}");
+}
+
+/// `/lookup?topic=`'s producers as (tcp_port, http_port), or `None` on 404.
+fn producers(lookupd: &Lookupd, topic: &str) -> Option<BTreeSet<(u16, u16)>> {
+    let (status, body) = http(
+        lookupd.http_address(),
+        "GET",
+        &format!("/lookup?topic={topic}"),
+        "",
+    );
+    if status == 404 {
+        return None;
+    }
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let set = v["producers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["broadcast_address"], "localhost", "{p}");
+            assert_eq!(p["hostname"], "localhost", "{p}");
+            assert_eq!(p["version"], "1.3.0", "{p}");
+            (
+                p["tcp_port"].as_u64().unwrap() as u16,
+                p["http_port"].as_u64().unwrap() as u16,
+            )
+        })
+        .collect();
+    Some(set)
+}
+
+fn channels(lookupd: &Lookupd, topic: &str) -> BTreeSet<String> {
+    let (status, body) = http(
+        lookupd.http_address(),
+        "GET",
+        &format!("/channels?topic={topic}"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn ports(node: &Node) -> (u16, u16) {
+    (node.tcp_address().port(), node.http_address().unwrap().port())
+}
+
+/// Polls `check` until it holds, for at most `WAIT`.
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_producers(lookupd: &Lookupd, topic: &str, want: &[&Node]) {
+    let want: BTreeSet<(u16, u16)> = want.iter().map(|n| ports(n)).collect();
+    let mut last = None;
+    let what = format!("/lookup?topic={topic} to list {want:?}");
+    wait_for(&what, || {
+        last = producers(lookupd, topic);
+        last.as_ref() == Some(&want)
+    });
+}
+
+// --- tests ------------------------------------------------------------------------------------
+
+#[test]
+fn three_nodes_register_stop_and_reregister_after_a_lookupd_restart() {
+    let lookupd = start_lookupd(LookupdStart::for_tests()).expect("lookupd starts");
+    let nodes: Vec<Node> = (0..3).map(|_| start_node(Some(&lookupd))).collect();
+    for (i, node) in nodes.iter().enumerate() {
+        publish(node, "shared", "m");
+        publish(node, &format!("own{i}"), "m");
+    }
+    wait_producers(&lookupd, "shared", &[&nodes[0], &nodes[1], &nodes[2]]);
+    for (i, node) in nodes.iter().enumerate() {
+        wait_producers(&lookupd, &format!("own{i}"), &[node]);
+    }
+
+    // A channel created on one node is listed; an ephemeral one goes with its deletion.
+    node_post(&nodes[1], "/channel/create?topic=shared&channel=ch1");
+    node_post(&nodes[2], "/channel/create?topic=shared&channel=tmp%23ephemeral");
+    wait_for("ch1 and tmp#ephemeral in /channels", || {
+        channels(&lookupd, "shared") == BTreeSet::from(["ch1".to_string(), "tmp#ephemeral".to_string()])
+    });
+    node_post(&nodes[2], "/channel/delete?topic=shared&channel=tmp%23ephemeral");
+    wait_for("tmp#ephemeral to leave /channels", || {
+        channels(&lookupd, "shared") == BTreeSet::from(["ch1".to_string()])
+    });
+
+    // A deleted topic is unregistered: its registration stays, with no producer.
+    node_post(&nodes[0], "/topic/delete?topic=own0");
+    wait_for("own0 to lose its producer", || {
+        producers(&lookupd, "own0") == Some(BTreeSet::new())
+    });
+
+    // A stopped node's connection closes, and lookupd drops it.
+    let mut nodes = nodes;
+    let stopped = nodes.pop().unwrap();
+    let stopped_ports = ports(&stopped);
+    stop_node(stopped);
+    wait_producers(&lookupd, "shared", &[&nodes[0], &nodes[1]]);
+    assert!(!producers(&lookupd, "own2").unwrap().contains(&stopped_ports));
+
+    // lookupd restarts on the same ports, empty: the nodes reconnect and register everything.
+    let (tcp, http_addr) = (lookupd.tcp_address(), lookupd.http_address());
+    lookupd.shutdown();
+    lookupd.join().unwrap();
+    let mut again = LookupdStart::for_tests();
+    again.tcp_address = tcp;
+    again.http_address = http_addr;
+    let lookupd = start_lookupd(again).expect("lookupd restarts on the same ports");
+    wait_producers(&lookupd, "shared", &[&nodes[0], &nodes[1]]);
+    wait_producers(&lookupd, "own1", &[&nodes[1]]);
+    wait_for("ch1 after the restart", || {
+        channels(&lookupd, "shared").contains("ch1")
+    });
+    assert_eq!(
+        producers(&lookupd, "own0"),
+        None,
+        "own0 was deleted, so it is not registered again"
+    );
+
+    for node in nodes {
+        stop_node(node);
+    }
+    lookupd.shutdown();
+    lookupd.join().unwrap();
+}
+
+#[test]
+fn put_config_swaps_lookupd_peers() {
+    let lookupd = start_lookupd(LookupdStart::for_tests()).expect("lookupd starts");
+    let node = start_node(None);
+    publish(&node, "swap", "m");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(producers(&lookupd, "swap"), None, "not registered before the PUT");
+
+    let http_addr = node.http_address().unwrap();
+    let body = format!(r#"["{}"]"#, lookupd.tcp_address());
+    let (status, resp) = http(http_addr, "PUT", "/config/nsqlookupd_tcp_addresses", &body);
+    assert_eq!((status, resp.as_str()), (200, body.as_str()));
+    wait_producers(&lookupd, "swap", &[&node]);
+
+    let (status, _) = http(http_addr, "PUT", "/config/nsqlookupd_tcp_addresses", "[]");
+    assert_eq!(status, 200);
+    wait_producers(&lookupd, "swap", &[]);
+
+    stop_node(node);
+    lookupd.shutdown();
+    lookupd.join().unwrap();
+}
+
+// --- the wire, against a scripted lookupd -----------------------------------------------------
+
+struct FakeLookupd {
+    stream: TcpStream,
+}
+
+impl FakeLookupd {
+    fn accept(listener: &TcpListener) -> FakeLookupd {
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + WAIT;
+        let stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "the node never connected");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        FakeLookupd { stream }
+    }
+
+    fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        self.stream.read_exact(&mut buf).unwrap();
+        buf
+    }
+
+    fn read_line(&mut self) -> String {
+        let mut line = Vec::new();
+        loop {
+            let b = self.read_exact(1)[0];
+            line.push(b);
+            if b == b'\n' {
+                return String::from_utf8(line).unwrap();
+            }
+        }
+    }
+
+    fn respond(&mut self, payload: &[u8]) {
+        let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(payload);
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// Magic and IDENTIFY, checked byte for byte; answered as nsqlookupd does.
+    fn handshake(&mut self, node: &Node) {
+        assert_eq!(self.read_exact(4), b"  V1");
+        assert_eq!(self.read_line(), "IDENTIFY\n");
+        let size = u32::from_be_bytes(self.read_exact(4).try_into().unwrap()) as usize;
+        let body = String::from_utf8(self.read_exact(size)).unwrap();
+        let (tcp, http) = ports(node);
+        assert_eq!(
+            body,
+            format!(
+                r#"{{"broadcast_address":"localhost","hostname":"localhost","http_port":{http},"tcp_port":{tcp},"version":"1.3.0"}}"#
+            )
+        );
+        self.respond(br#"{"broadcast_address":"lookupd.test","hostname":"lh","http_port":4161,"tcp_port":4160,"version":"1.3.0"}"#);
+    }
+
+    fn expect(&mut self, line: &str) {
+        assert_eq!(self.read_line(), line);
+        self.respond(b"OK");
+    }
+}
+
+#[test]
+fn wire_bytes_are_nsqds_and_an_error_means_reconnect_and_register_everything() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = NodeConfig::for_tests(Options::default());
+    config.lookupd_tcp_addresses = vec![listener.local_addr().unwrap().to_string()];
+    let node = Node::start(config).expect("node starts");
+
+    let mut lookupd = FakeLookupd::accept(&listener);
+    lookupd.handshake(&node);
+    node_post(&node, "/topic/create?topic=t");
+    lookupd.expect("REGISTER t\n");
+    node_post(&node, "/channel/create?topic=t&channel=c");
+    lookupd.expect("REGISTER t c\n");
+    node_post(&node, "/channel/delete?topic=t&channel=c");
+    lookupd.expect("UNREGISTER t c\n");
+    node_post(&node, "/channel/create?topic=t&channel=c2");
+    // An error is fatal for the connection: the node reconnects and registers everything,
+    // a topic with channels through its channels.
+    assert_eq!(lookupd.read_line(), "REGISTER t c2\n");
+    lookupd.respond(b"E_INVALID scripted failure");
+    drop(lookupd);
+    let mut lookupd = FakeLookupd::accept(&listener);
+    lookupd.handshake(&node);
+    lookupd.expect("REGISTER t c2\n");
+    node_post(&node, "/topic/delete?topic=t");
+    lookupd.expect("UNREGISTER t c2\n");
+    lookupd.expect("UNREGISTER t\n");
+
+    stop_node(node);
+    // Nothing is unregistered at shutdown: the connection just closes.
+    let mut rest = Vec::new();
+    let _ = lookupd.stream.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+}
+
+#[test]
+fn a_lookupd_that_never_answers_does_not_slow_publishing() {
+    // Accepted by the kernel's backlog, never read: every lookupd command times out.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = NodeConfig::for_tests(Options::default());
+    config.lookupd_tcp_addresses = vec![listener.local_addr().unwrap().to_string(), "127.0.0.1:1".into()];
+    let node = Node::start(config).expect("node starts");
+    let started = Instant::now();
+    // Each new topic is a registry change the lookup threads would have to send.
+    for i in 0..40 {
+        publish(&node, &format!("slow{i}"), "m");
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "40 publishes took {elapsed:?}");
+    let started = Instant::now();
+    stop_node(node);
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "stopping took {elapsed:?}");
+    drop(listener);
+}
