@@ -21,6 +21,8 @@ pub struct ShardStats {
     pub topics: Vec<TopicStats>,
     pub producers: Vec<ClientStats>,
     pub connections: u64,
+    /// Disk records skipped as corrupt when this shard's queues were opened.
+    pub corrupt_records_skipped: u64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

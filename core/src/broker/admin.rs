@@ -107,6 +107,7 @@ impl<D: Send + 'static> Broker<D> {
                 merged.topics.extend(part.topics);
                 merged.producers.extend(part.producers);
                 merged.connections += part.connections;
+                merged.corrupt_records_skipped += part.corrupt_records_skipped;
             }
             merged.topics.sort_by(|a, b| a.topic_name.cmp(&b.topic_name));
             self.responses.push((origin, Response::Stats(merged)));
@@ -334,7 +335,19 @@ impl<D: Send + 'static> Broker<D> {
             Vec::new()
         };
         let connections = self.sessions.iter().flatten().count() as u64;
+        let corrupt_records_skipped = self
+            .channels
+            .iter()
+            .filter_map(|(_, c)| c.queue.disk.backend.as_ref())
+            .chain(
+                self.topics
+                    .iter()
+                    .filter_map(|(_, t)| t.queue.disk.backend.as_ref()),
+            )
+            .map(|b| b.corrupt_skipped())
+            .sum();
         ShardStats {
+            corrupt_records_skipped,
             topics,
             producers,
             connections,

@@ -146,10 +146,33 @@ pub fn render(stats: &ShardStats) -> Vec<u8> {
             .collect(),
     );
     family(
+        "squall_disk_corrupt_records_skipped_total",
+        "counter",
+        "Disk queue records skipped as corrupt when queues were opened.",
+        vec![(String::new(), stats.corrupt_records_skipped)],
+    );
+    family(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident set size of the broker process.",
+        vec![(String::new(), resident_bytes())],
+    );
+    family(
         "squall_connections",
         "gauge",
         "Open NSQ TCP connections.",
         vec![(String::new(), stats.connections)],
     );
     s.into_bytes()
+}
+
+/// RSS from `/proc/self/statm` (a procfs read: no disk I/O).
+fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    pages * page
 }
