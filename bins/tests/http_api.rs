@@ -362,3 +362,42 @@ fn messages_survive_a_restart_on_disk() {
     node.join().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn memory_only_and_deferred_messages_survive_a_clean_restart() {
+    let dir = std::env::temp_dir().join(format!("squall-restart-mem-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = || {
+        let mut c = NodeConfig::for_tests(Options::default());
+        c.data_path = Some(dir.clone());
+        c
+    };
+    let node = Node::start(config()).unwrap();
+    let mut c = Client::connect(node.tcp_address());
+    c.sub("mem", "ch");
+    let mut p = Client::connect(node.tcp_address());
+    for i in 0..10 {
+        p.publish("mem", format!("m{i}").as_bytes());
+        p.expect_ok();
+    }
+    p.send_with_body("DPUB mem 60000", b"deferred");
+    p.expect_ok();
+    // Nothing overflowed: no queue files until shutdown writes the messages down.
+    node.shutdown();
+    node.join().unwrap();
+
+    let node = Node::start(config()).unwrap();
+    let mut c = Client::connect(node.tcp_address());
+    c.sub("mem", "ch");
+    c.cmd("RDY 100");
+    let got: Vec<Vec<u8>> = (0..10).map(|_| c.read_message().body).collect();
+    assert_eq!(
+        got,
+        (0..10).map(|i| format!("m{i}").into_bytes()).collect::<Vec<_>>()
+    );
+    // The deferred one is still deferred (nsqd would deliver it at once).
+    c.expect_silence(Duration::from_millis(300));
+    node.shutdown();
+    node.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

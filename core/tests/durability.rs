@@ -143,15 +143,19 @@ fn shutdown_writes_memory_in_flight_and_deferred_to_disk() {
     assert!(errors.is_empty(), "{errors:?}");
     let q = queues.borrow();
     let ch = q["t:ch"].borrow();
-    assert_eq!(ch.records.len(), 3);
+    // The one in memory and the one in flight (attempts kept: it was delivered once).
+    assert_eq!(ch.records.len(), 2);
     assert!(ch.closed);
-    // Attempts survive: the in-flight and the deferred one were delivered once.
     let attempts: Vec<u16> = ch
         .records
         .iter()
         .map(|r| u16::from_be_bytes([r[8], r[9]]))
         .collect();
-    assert_eq!(attempts.iter().filter(|&&a| a == 1).count(), 2);
+    assert_eq!(attempts.iter().filter(|&&a| a == 1).count(), 1);
+    // The deferred one goes to a queue of its own, its due time in front of the record.
+    let deferred = q["t:ch:deferred"].borrow();
+    assert_eq!(deferred.records.len(), 1);
+    assert!(deferred.closed);
 }
 
 #[test]
@@ -176,4 +180,40 @@ fn metadata_follows_creates_deletes_and_pauses() {
     let op = AdminOp::PauseChannel(Name::new(b"t").unwrap(), Name::new(b"ch").unwrap(), true);
     c.brokers[0].apply_admin(&mut c.nets[0], op).unwrap();
     assert!(c.brokers[0].take_metadata().unwrap()[0].channels[0].1);
+}
+
+#[test]
+fn deferred_messages_keep_their_due_time_across_a_restart() {
+    let mut c = Cluster::single(Options::default());
+    let queues = c.with_mem_backends(false);
+    let cons = c.consumer(0, "t", "ch");
+    c.publish(0, "t", b"later");
+    c.send(cons, b"RDY 1\n");
+    let m = c.messages(cons).remove(0);
+    c.send(cons, &req_cmd(&m.id, 60_000));
+    assert!(c.brokers[0].persist_and_close().is_empty());
+
+    // A new broker over the same files: the channel comes back with the message still deferred.
+    let mut c = Cluster::single(Options::default());
+    c.use_mem_queues(&queues, false);
+    let cons = c.consumer(0, "t", "ch");
+    c.send(cons, b"RDY 1\n");
+    let mut again = Vec::new();
+    for second in (10..=70).step_by(10) {
+        c.advance_ms(10_000);
+        c.send(cons, b"NOP\n"); // stay within the read deadline
+        for f in c.frames(cons) {
+            if let Frame::Message(m) = f {
+                assert!(second >= 60, "delivered after {second} s, before its due time");
+                again.push(m);
+            }
+        }
+    }
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].body, b"later");
+    assert_eq!(again[0].attempts, 2);
+    assert!(
+        queues.borrow()["t:ch:deferred"].borrow().deleted,
+        "read back once, then removed"
+    );
 }

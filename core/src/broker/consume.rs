@@ -109,11 +109,15 @@ impl<D: Send + 'static> Broker<D> {
             let queue_name = format!("{}:{}", self.topics[tkey].name, name);
             channel.queue.disk.backend = self.open_backend(&queue_name);
         }
+        let ephemeral = channel.ephemeral;
         let k = self.channels.insert(channel);
         self.topics[tkey].channels.push(k);
         self.metadata_changed = true;
         self.registry_changed = true;
         self.schedule_drain(tkey);
+        if !ephemeral {
+            self.restore_deferred(k);
+        }
         k
     }
 

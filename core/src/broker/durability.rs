@@ -282,46 +282,155 @@ impl<D: Send + 'static> Broker<D> {
         }
     }
 
-    /// Shutdown: every message still in memory, in flight or deferred goes to its queue's
-    /// backend (nsqd's order: memory, in-flight, deferred; attempts kept, deferral dropped), and
-    /// every backend writes its final metadata.
+    /// Shutdown: every message still in memory or in flight goes to its queue's backend
+    /// (nsqd's order; attempts kept), and deferred messages go to a queue of their own with
+    /// their due time, so they are still deferred after a restart (nsqd delivers them at once).
+    /// Queues that never overflowed open their backend now. Every backend then writes its final
+    /// metadata.
     pub fn persist_and_close(&mut self) -> Vec<String> {
         let mut errors = Vec::new();
         let mut scratch = Vec::new();
-        for (_, c) in self.channels.iter_mut() {
-            let Some(mut backend) = c.queue.disk.backend.take() else {
+        let now = std::time::Instant::now();
+        let now_ms = unix_ms();
+        let channel_keys: Vec<usize> = self.channels.iter().map(|(k, _)| k).collect();
+        for ch in channel_keys {
+            let c = &mut self.channels[ch];
+            if c.ephemeral {
                 continue;
-            };
+            }
+            let name = format!("{}:{}", self.topics[c.topic].name, c.name);
             let mut msgs: Vec<Message> = c.queue.memory.drain(..).collect();
             msgs.extend(c.in_flight.drain().map(|e| e.msg));
-            msgs.extend(c.deferred.iter().map(|(m, _)| m.clone()));
+            let deferred: Vec<(Message, std::time::Instant)> =
+                c.deferred.iter().map(|(m, due)| (m.clone(), due)).collect();
             c.deferred.clear();
-            for m in msgs {
-                crate::backend::encode_record(&m, &mut scratch);
-                if let Err(e) = backend.put(&scratch) {
-                    errors.push(format!("{}: {e}", c.name));
-                }
-            }
-            if let Err(e) = backend.close() {
-                errors.push(format!("{}: {e}", c.name));
+            let backend = c.queue.disk.backend.take();
+            let backend = self.backend_for_shutdown(backend, &name, !msgs.is_empty());
+            self.write_down(
+                backend,
+                &name,
+                msgs.iter().map(|m| (m, None)),
+                &mut scratch,
+                &mut errors,
+            );
+            if !deferred.is_empty() {
+                let dname = deferred_queue_name(&name);
+                let backend = self.backend_for_shutdown(None, &dname, true);
+                let records = deferred.iter().map(|(m, due)| {
+                    let left = due.saturating_duration_since(now).as_millis() as u64;
+                    (m, Some(now_ms + left))
+                });
+                self.write_down(backend, &dname, records, &mut scratch, &mut errors);
             }
         }
-        for (_, t) in self.topics.iter_mut() {
-            let Some(mut backend) = t.queue.disk.backend.take() else {
+        let topic_keys: Vec<usize> = self.topics.iter().map(|(k, _)| k).collect();
+        for tkey in topic_keys {
+            let t = &mut self.topics[tkey];
+            if t.ephemeral {
                 continue;
-            };
-            for TopicEntry { msg, .. } in t.queue.memory.drain(..) {
-                crate::backend::encode_record(&msg, &mut scratch);
-                if let Err(e) = backend.put(&scratch) {
-                    errors.push(format!("{}: {e}", t.name));
-                }
             }
-            if let Err(e) = backend.close() {
-                errors.push(format!("{}: {e}", t.name));
-            }
+            let name = t.name.to_string();
+            let msgs: Vec<Message> = t
+                .queue
+                .memory
+                .drain(..)
+                .map(|TopicEntry { msg, .. }| msg)
+                .collect();
+            let backend = t.queue.disk.backend.take();
+            let backend = self.backend_for_shutdown(backend, &name, !msgs.is_empty());
+            self.write_down(
+                backend,
+                &name,
+                msgs.iter().map(|m| (m, None)),
+                &mut scratch,
+                &mut errors,
+            );
         }
         errors
     }
+
+    fn backend_for_shutdown(
+        &self,
+        backend: Option<Box<dyn Backend>>,
+        name: &str,
+        needed: bool,
+    ) -> Option<Box<dyn Backend>> {
+        match backend {
+            Some(b) => Some(b),
+            None if needed => self.durability.factory.as_ref()?.open(name).ok(),
+            None => None,
+        }
+    }
+
+    /// Appends the messages (with a due time for deferred ones) and closes the backend.
+    fn write_down<'m>(
+        &self,
+        backend: Option<Box<dyn Backend>>,
+        name: &str,
+        msgs: impl Iterator<Item = (&'m Message, Option<u64>)>,
+        scratch: &mut Vec<u8>,
+        errors: &mut Vec<String>,
+    ) {
+        let Some(mut backend) = backend else { return };
+        let mut record = Vec::new();
+        for (m, due_ms) in msgs {
+            crate::backend::encode_record(m, scratch);
+            record.clear();
+            if let Some(due) = due_ms {
+                record.extend_from_slice(&due.to_be_bytes());
+            }
+            record.extend_from_slice(scratch);
+            if let Err(e) = backend.put(&record) {
+                errors.push(format!("{name}: {e}"));
+            }
+        }
+        if let Err(e) = backend.close() {
+            errors.push(format!("{name}: {e}"));
+        }
+    }
+
+    /// A channel's deferred messages written down at the last shutdown: back into its
+    /// deferred queue with the time they had left; the queue's files are then removed.
+    pub(super) fn restore_deferred(&mut self, ch: usize) {
+        let Some(factory) = self.durability.factory.as_ref() else {
+            return;
+        };
+        let c = &self.channels[ch];
+        let name = deferred_queue_name(&format!("{}:{}", self.topics[c.topic].name, c.name));
+        if !factory.exists(&name) {
+            return;
+        }
+        let Ok(mut backend) = factory.open(&name) else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let now_ms = unix_ms();
+        let c = &mut self.channels[ch];
+        while let Some(record) = backend.next() {
+            if record.len() < 8 {
+                continue;
+            }
+            let due_ms = u64::from_be_bytes(record[..8].try_into().unwrap_or_default());
+            if let Some(msg) = crate::backend::decode_record(record.slice(8..)) {
+                let due = now + std::time::Duration::from_millis(due_ms.saturating_sub(now_ms));
+                c.deferred.push(msg, due);
+            }
+        }
+        backend.delete();
+        self.restored.push(ch);
+    }
+}
+
+/// The queue holding a channel's deferred messages across a restart (`:` never appears in a
+/// topic or channel name, so this cannot clash with a real queue).
+fn deferred_queue_name(channel_queue: &str) -> String {
+    format!("{channel_queue}:deferred")
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A topic as `nsqd.dat` records it (ephemeral topics and channels are left out).

@@ -86,6 +86,8 @@ pub struct Broker<D> {
     sessions: Vec<Option<Session>>,
     /// Channels that may be able to deliver; drained once per turn.
     dirty: Vec<usize>,
+    /// Channels whose deferred messages came back from disk and need a scan timer.
+    restored: Vec<usize>,
     /// Topics with a backlog to move into their channels (`drain_topics`).
     draining: Vec<usize>,
     /// (due, channel) for in-flight timeouts and deferred releases; entries may be stale.
@@ -138,6 +140,7 @@ impl<D: Send + 'static> Broker<D> {
             sessions: Vec::new(),
             dirty: Vec::new(),
             draining: Vec::new(),
+            restored: Vec::new(),
             scan: BinaryHeap::new(),
             scan_timer: None,
             scan_at: HashMap::new(),
@@ -301,6 +304,11 @@ impl<D: Send + 'static> Broker<D> {
     }
 
     pub fn on_turn_end<N: Net<Detached = D>>(&mut self, net: &mut N) {
+        for ch in std::mem::take(&mut self.restored) {
+            if let Some(due) = self.channels.get(ch).and_then(|c| c.next_deadline()) {
+                self.schedule_scan(net, ch, due);
+            }
+        }
         self.drain_topics(net);
         self.dispatch_dirty(net);
         self.run_syncs(net);

@@ -834,3 +834,15 @@ impl Cluster {
         queues
     }
 }
+
+impl Cluster {
+    /// Gives every shard in-memory backends over queues an earlier cluster wrote (a restart).
+    pub fn use_mem_queues(&mut self, queues: &MemQueues, durable_acks: bool) {
+        for b in &mut self.brokers {
+            b.set_backend_factory(Box::new(MemFactory {
+                queues: queues.clone(),
+                durable_acks,
+            }));
+        }
+    }
+}
