@@ -1,5 +1,6 @@
-//! With `--sync-every=1` an acknowledged publish survives `kill -9` of squalld: every message
-//! whose `OK` the producer saw is delivered after a restart on the same data path.
+//! With `--sync-every=1` and `--mem-queue-size=0` an acknowledged publish survives `kill -9` of
+//! squalld: with four producers publishing, every message whose `OK` a producer saw is
+//! delivered after a restart on the same data path, cycle after cycle.
 
 mod common;
 
@@ -99,19 +100,24 @@ fn acknowledged_publishes_survive_kill_9() {
         c.expect_response(b"CLOSE_WAIT");
         drop(c);
         // Pipelined publishes; kill -9 while some are still unanswered.
-        let mut p = Client::connect(addr);
-        let mut batch = Vec::new();
-        for i in 0..200 {
-            let body = format!("r{round}-{i:03}");
-            batch.extend_from_slice(b"PUB durable\n");
-            batch.extend_from_slice(&(body.len() as u32).to_be_bytes());
-            batch.extend_from_slice(body.as_bytes());
+        // Four producers, pipelined; kill -9 while some publishes are still unanswered.
+        let mut producers: Vec<Client> = (0..4).map(|_| Client::connect(addr)).collect();
+        for (n, p) in producers.iter_mut().enumerate() {
+            let mut batch = Vec::new();
+            for i in 0..200 {
+                let body = format!("r{round}-p{n}-{i:03}");
+                batch.extend_from_slice(b"PUB durable\n");
+                batch.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                batch.extend_from_slice(body.as_bytes());
+            }
+            p.send(&batch);
         }
-        p.send(&batch);
-        let mut acked = 0;
-        for _ in 0..150 {
-            p.expect_ok();
-            acked += 1;
+        let mut acked = Vec::new();
+        for (n, p) in producers.iter_mut().enumerate() {
+            for i in 0..100 {
+                p.expect_ok();
+                acked.push(format!("r{round}-p{n}-{i:03}"));
+            }
         }
         child.kill_9();
 
@@ -136,10 +142,9 @@ fn acknowledged_publishes_survive_kill_9() {
                 seen.insert(String::from_utf8(m.body).unwrap());
             }
         }
-        for i in 0..acked {
-            let body = format!("r{round}-{i:03}");
+        for body in &acked {
             assert!(
-                seen.contains(&body),
+                seen.contains(body),
                 "round {round}: acknowledged {body} was lost ({} delivered)",
                 seen.len()
             );

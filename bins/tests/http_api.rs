@@ -401,3 +401,52 @@ fn memory_only_and_deferred_messages_survive_a_clean_restart() {
     node.join().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn paused_state_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("squall-restart-paused-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = || {
+        let mut c = NodeConfig::for_tests(Options::default());
+        c.data_path = Some(dir.clone());
+        c
+    };
+    let node = Node::start(config()).unwrap();
+    let mut h = Http::connect(node.http_address().unwrap());
+    assert_eq!(
+        h.request("POST", "/channel/create?topic=pz&channel=ch", b"")
+            .status,
+        404
+    );
+    assert_eq!(h.request("POST", "/topic/create?topic=pz", b"").status, 200);
+    assert_eq!(
+        h.request("POST", "/channel/create?topic=pz&channel=ch", b"")
+            .status,
+        200
+    );
+    assert_eq!(h.request("POST", "/topic/pause?topic=pz", b"").status, 200);
+    assert_eq!(
+        h.request("POST", "/channel/pause?topic=pz&channel=ch", b"")
+            .status,
+        200
+    );
+    drop(h);
+    node.shutdown();
+    node.join().unwrap();
+    let dat = std::fs::read_to_string(dir.join("nsqd.dat")).unwrap();
+    assert_eq!(
+        dat,
+        r#"{"topics":[{"name":"pz","paused":true,"channels":[{"name":"ch","paused":true}]}],"version":"1.3.0"}"#
+    );
+
+    let node = Node::start(config()).unwrap();
+    let mut h = Http::connect(node.http_address().unwrap());
+    let v = h.request("GET", "/stats?format=json", b"").json();
+    assert_eq!(v["topics"][0]["topic_name"], "pz");
+    assert_eq!(v["topics"][0]["paused"], true);
+    assert_eq!(v["topics"][0]["channels"][0]["paused"], true);
+    drop(h);
+    node.shutdown();
+    node.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
