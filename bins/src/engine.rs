@@ -9,6 +9,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use squall_core::broker::{Broker, Net, ShardMsg, TopicMeta};
 use squall_core::options::Options;
+use squall_core::stats::ShardRuntime;
 use squall_rpc::nsqd::ApiContext;
 use squall_uring_net::{ConnId, Detached, Engine, Io, ShardId};
 
@@ -200,6 +201,15 @@ impl Engine for NsqEngine {
     }
     fn on_turn_end(&mut self, io: &mut Io<Msg>) {
         self.with(io, |b, _, n| b.on_turn_end(n));
+        let r = io.runtime_stats();
+        self.broker.set_runtime_stats(ShardRuntime {
+            shard: self.shard,
+            connections: r.connections,
+            ring_submissions: r.ring_submissions,
+            ring_completions: r.ring_completions,
+            mailbox_depth: r.mailbox_depth,
+            mailbox_full: r.mailbox_full,
+        });
         if let Some(writer) = &self.shared.metadata {
             if let Some(meta) = self.broker.take_metadata() {
                 writer.update(self.shard, meta);

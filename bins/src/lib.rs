@@ -5,6 +5,7 @@
 //! - `logging`: nsqd-style log lines with a process-wide level (`squalld`, `squall-lookupd`).
 //! - `engine`: the NSQ engine the uring-net runtime drives (forwards to `squall_core::broker`).
 //! - `lookup_loop`: squalld's registration with nsqlookupd (one thread per lookupd, off the shards).
+//! - `statsd`: nsqd's statsd push (a thread off the shards that reads the node's own HTTP API).
 //! - `bin/squalld.rs`: the nsqd drop-in: flags, logging, signals.
 //! - `lookupd`: the nsqlookupd drop-in's engine and flags; `bin/squall-lookupd.rs` is its entry.
 //! - `to_file`: the nsq_to_file drop-in (a blocking NSQ consumer writing topics to files);
@@ -19,6 +20,7 @@ pub mod logging;
 pub mod lookup_loop;
 pub mod lookupd;
 pub mod metadata;
+pub mod statsd;
 pub mod to_file;
 
 use std::collections::BTreeMap;
@@ -77,6 +79,15 @@ pub struct NodeConfig {
     pub broadcast_http_port: u16,
     /// `/config/:opt` values, as nsqd renders them.
     pub config_values: BTreeMap<String, serde_json::Value>,
+    /// statsd's UDP `host:port` (`--statsd-address`); `None` turns statsd off. statsd reads
+    /// the stats from the node's HTTP API, so it also needs `http_address`.
+    pub statsd_address: Option<String>,
+    /// `--statsd-prefix` with `%s` already expanded (and ending in `.` unless empty).
+    pub statsd_prefix: String,
+    pub statsd_interval_ms: u64,
+    pub statsd_mem_stats: bool,
+    pub statsd_udp_packet_size: usize,
+    pub statsd_exclude_ephemeral: bool,
 }
 
 impl NodeConfig {
@@ -96,6 +107,12 @@ impl NodeConfig {
             broadcast_tcp_port: 0,
             broadcast_http_port: 0,
             config_values: BTreeMap::new(),
+            statsd_address: None,
+            statsd_prefix: String::new(),
+            statsd_interval_ms: 60_000,
+            statsd_mem_stats: true,
+            statsd_udp_packet_size: 508,
+            statsd_exclude_ephemeral: false,
         }
     }
 }
@@ -107,6 +124,7 @@ pub struct Node {
     http_address: Option<SocketAddr>,
     metadata: Option<(MetadataWriter, JoinHandle<()>, DataDirLock)>,
     lookup: LookupLoop,
+    statsd: Option<statsd::Statsd>,
 }
 
 /// Slack beyond the largest command a client may send (a `--max-body-size` MPUB or IDENTIFY,
@@ -175,6 +193,24 @@ impl Node {
             http_port: or_real(config.broadcast_http_port, http_address.map(|a| a.port())),
             tcp_port: or_real(config.broadcast_tcp_port, Some(tcp_address.port())),
         });
+        let statsd = match (&config.statsd_address, http_address) {
+            (None, _) => None,
+            (Some(_), None) => {
+                log_warn!("STATSD: --statsd-address needs the HTTP listener (--http-address); no statsd metrics are sent");
+                None
+            }
+            (Some(address), Some(http)) => Some(statsd::Statsd::start(
+                statsd::StatsdConfig {
+                    address: address.clone(),
+                    prefix: config.statsd_prefix.clone(),
+                    interval: Duration::from_millis(config.statsd_interval_ms),
+                    mem_stats: config.statsd_mem_stats,
+                    udp_packet_size: config.statsd_udp_packet_size,
+                    exclude_ephemeral: config.statsd_exclude_ephemeral,
+                },
+                loopback(http),
+            )?),
+        };
         let _ = api.set(ApiContext {
             options,
             hostname: config.hostname,
@@ -194,6 +230,7 @@ impl Node {
             http_address,
             metadata,
             lookup,
+            statsd,
         })
     }
 
@@ -221,6 +258,9 @@ impl Node {
     /// last `nsqd.dat`.
     pub fn join(self) -> io::Result<()> {
         let result = self.handle.join();
+        if let Some(statsd) = self.statsd {
+            statsd.stop();
+        }
         // Closing the lookupd connections makes lookupd drop this node (nothing unregistered).
         self.lookup.stop();
         if let Some((writer, thread, _lock)) = self.metadata {
@@ -228,5 +268,16 @@ impl Node {
             let _ = thread.join();
         }
         result
+    }
+}
+
+/// The address to reach a listener bound to `addr` from this host (a wildcard becomes loopback).
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
     }
 }

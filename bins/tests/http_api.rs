@@ -297,6 +297,44 @@ fn stats_json_and_text() {
         "{}",
         r.text()
     );
+    // Per-shard runtime families: HELP and TYPE, then one series per shard (the node has two).
+    let text = r.text();
+    for (family, kind) in [
+        ("squall_shard_connections", "gauge"),
+        ("squall_shard_ring_submissions_total", "counter"),
+        ("squall_shard_ring_completions_total", "counter"),
+        ("squall_shard_mailbox_depth", "gauge"),
+        ("squall_shard_mailbox_full_total", "counter"),
+    ] {
+        assert!(text.contains(&format!("\n# HELP {family} ")), "{family}: {text}");
+        assert!(
+            text.contains(&format!("\n# TYPE {family} {kind}\n")),
+            "{family}: {text}"
+        );
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")))
+            .collect();
+        assert_eq!(series.len(), 2, "{family}: {series:?}");
+        for shard in 0..2 {
+            let prefix = format!("{family}{{shard=\"{shard}\"}} ");
+            let line = series.iter().find(|l| l.starts_with(&prefix));
+            let value = line.and_then(|l| l[prefix.len()..].parse::<u64>().ok());
+            assert!(value.is_some(), "{family} shard {shard}: {series:?}");
+        }
+    }
+    // Both shards have been running a while: their rings have done work.
+    for shard in 0..2 {
+        let line = format!("squall_shard_ring_completions_total{{shard=\"{shard}\"}} 0\n");
+        assert!(!text.contains(&line), "{text}");
+    }
+    // The two TCP connections (p, c) and this HTTP one are held across the two shards.
+    let conns: u64 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("squall_shard_connections{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(conns >= 3, "{text}");
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub struct DiskSide {
     pub sync_listed: bool,
     /// An fsync round is in flight.
     pub syncing: bool,
+    /// Why the backend could not be opened the last time it was needed.
+    pub open_failed: Option<String>,
 }
 
 impl<T> std::fmt::Debug for SpillQueue<T> {
@@ -106,6 +108,10 @@ impl<T> SpillQueue<T> {
                 }
             }
             None if ephemeral => Put::Dropped,
+            // The queue needs its backend and could not open it (disk full, I/O error).
+            None if self.disk.open_failed.is_some() => {
+                Put::Failed(self.disk.open_failed.clone().unwrap_or_default())
+            }
             None => {
                 // No backend (a node without durable queues): the caller checked the room.
                 self.memory.push_back(item);

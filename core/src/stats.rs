@@ -23,6 +23,25 @@ pub struct ShardStats {
     pub connections: u64,
     /// Disk records skipped as corrupt when this shard's queues were opened.
     pub corrupt_records_skipped: u64,
+    /// Runtime counters, one entry per shard (merged by concatenation, sorted by shard).
+    pub shards: Vec<ShardRuntime>,
+}
+
+/// One shard's runtime counters (`/metrics`), as its engine last copied them into the broker
+/// (`Broker::set_runtime_stats`, at the end of every loop turn).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShardRuntime {
+    pub shard: usize,
+    /// Connections the shard's runtime holds (NSQ TCP and HTTP).
+    pub connections: u64,
+    /// SQEs queued on the shard's ring since start.
+    pub ring_submissions: u64,
+    /// CQEs reaped from the shard's ring since start.
+    pub ring_completions: u64,
+    /// Messages waiting now in the lanes into the shard.
+    pub mailbox_depth: u64,
+    /// Sends from the shard refused because a lane was full, since start.
+    pub mailbox_full: u64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -46,6 +46,22 @@ impl Events {
     }
 }
 
+/// A shard's runtime counters, as [`Io::runtime_stats`] reads them. Counts are totals since the
+/// shard started; `connections` and `mailbox_depth` are current values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeStats {
+    /// Connections the shard holds (including closing and detaching ones).
+    pub connections: u64,
+    /// SQEs queued on the shard's ring (each is submitted by the next enter).
+    pub ring_submissions: u64,
+    /// CQEs reaped from the shard's ring (a multishot op posts many).
+    pub ring_completions: u64,
+    /// Messages waiting in the lanes into this shard (from every shard, itself included).
+    pub mailbox_depth: u64,
+    /// Sends from this shard refused because the target lane was full (`Io::send` gave `Err`).
+    pub mailbox_full: u64,
+}
+
 /// Per-shard context given to every `Engine` callback.
 pub struct Io<M> {
     pub(crate) shard: ShardId,
@@ -71,6 +87,8 @@ pub struct Io<M> {
     /// Shards we pushed a message to this turn (wake phase), and its dedup flags.
     pub(crate) wake_list: Vec<ShardId>,
     pub(crate) wake_flags: Vec<bool>,
+    /// `send`s refused because the lane was full.
+    pub(crate) mailbox_full: u64,
     pub(crate) poll_soon: bool,
     /// Whether multishot recvs carry a byte cap (cleared when the kernel rejects it).
     pub(crate) recv_cap: bool,
@@ -193,7 +211,10 @@ impl<M: Send + 'static> Io<M> {
     /// Panics if `to >= shards()` (a programming error).
     pub fn send(&mut self, to: ShardId, msg: M) -> Result<(), M> {
         assert!(to < self.shards, "send to shard {to} of {}", self.shards);
-        self.lanes.push(self.shard, to, msg)?;
+        if let Err(msg) = self.lanes.push(self.shard, to, msg) {
+            self.mailbox_full += 1;
+            return Err(msg);
+        }
         if to != self.shard && !self.wake_flags[to] {
             self.wake_flags[to] = true;
             self.wake_list.push(to);
@@ -258,6 +279,18 @@ impl<M: Send + 'static> Io<M> {
     /// Connections this shard holds (including closing and detaching ones).
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// This shard's counters: a few plain loads and a sum over its inbound lanes; cheap enough
+    /// to call every turn.
+    pub fn runtime_stats(&self) -> RuntimeStats {
+        RuntimeStats {
+            connections: self.conns.len() as u64,
+            ring_submissions: self.ring.submitted(),
+            ring_completions: self.ring.completed(),
+            mailbox_depth: self.lanes.inbound_len(self.shard) as u64,
+            mailbox_full: self.mailbox_full,
+        }
     }
 
     /// The set-up flags this shard's ring got.
@@ -361,6 +394,7 @@ impl<M> IoParts<M> {
             bells: self.bells,
             wake_list: Vec::new(),
             wake_flags: vec![false; self.shards],
+            mailbox_full: 0,
             poll_soon: false,
             recv_cap: true,
             shutting_down: false,

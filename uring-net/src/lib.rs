@@ -81,7 +81,7 @@ use bytes::BytesMut;
 
 pub use engine::Engine;
 pub use error::StartError;
-pub use io::Io;
+pub use io::{Io, RuntimeStats};
 pub use ring::RingFlags;
 pub use runtime::{Runtime, RuntimeConfig, RuntimeHandle};
 

@@ -62,6 +62,11 @@ impl<M> Lanes<M> {
         self.lane(from, to).is_empty()
     }
 
+    /// Messages waiting in the lanes into `to` (a racy snapshot: senders keep pushing).
+    pub fn inbound_len(&self, to: ShardId) -> usize {
+        (0..self.shards).map(|from| self.lane(from, to).len()).sum()
+    }
+
     /// Whether any lane into `to` holds a message.
     pub fn any_inbound(&self, to: ShardId) -> bool {
         (0..self.shards).any(|from| !self.lane(from, to).is_empty())
@@ -174,6 +179,8 @@ mod tests {
         }
         assert_eq!(lanes.push(0, 1, 99), Err(99));
         assert!(lanes.any_inbound(1));
+        assert_eq!(lanes.inbound_len(1), 3);
+        assert_eq!(lanes.inbound_len(0), 0);
         assert!(!lanes.any_inbound(0));
         assert!(lanes.lane_is_empty(1, 0));
         let drained: Vec<_> = std::iter::from_fn(|| lanes.pop(0, 1)).collect();

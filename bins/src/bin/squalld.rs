@@ -85,11 +85,6 @@ fn warn_unimplemented(c: &DaemonConfig) {
             !c.tls_cert.is_empty(),
             "TLS is not served yet; clients connect in plain text",
         ),
-        (
-            "--statsd-address",
-            !c.statsd_address.is_empty(),
-            "no statsd metrics are sent",
-        ),
     ];
     for (flag, set, consequence) in ignored {
         if set {

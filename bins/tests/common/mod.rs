@@ -40,6 +40,14 @@ impl TestNode {
         Client::connect(self.addr)
     }
 
+    /// The node's HTTP address (`NodeConfig::for_tests` always turns HTTP on).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.node
+            .as_ref()
+            .and_then(|n| n.http_address())
+            .expect("HTTP is on")
+    }
+
     pub fn stop(mut self) {
         if let Some(node) = self.node.take() {
             node.shutdown();
@@ -239,4 +247,179 @@ pub fn topic_on_shard(prefix: &str, shard: usize, shards: usize) -> String {
             squall_core::broker::shard_for_topic(&name, shards) == shard
         })
         .expect("some name lands on every shard")
+}
+
+/// One `GET` over a fresh HTTP/1.1 connection: the body of a 200 answer.
+pub fn http_get(addr: SocketAddr, target: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("HTTP connect");
+    s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let head = format!("GET {target} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
+    s.write_all(head.as_bytes()).expect("HTTP write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = s.read(&mut buf).expect("HTTP read");
+        assert!(n > 0, "HTTP connection closed early");
+        got.extend_from_slice(&buf[..n]);
+        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&got[..end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(": ")?;
+                n.eq_ignore_ascii_case("content-length")
+                    .then(|| v.parse().unwrap())
+            })
+            .expect("Content-Length");
+        if got.len() >= end + 4 + len {
+            return String::from_utf8_lossy(&got[end + 4..end + 4 + len]).to_string();
+        }
+    }
+}
+
+/// Open NSQ TCP connections, from `GET /metrics` (`squall_connections`).
+pub fn open_connections(http: SocketAddr) -> u64 {
+    let text = http_get(http, "/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("squall_connections "))
+        .expect("squall_connections in /metrics")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits (bounded) until the node reports `want` open connections.
+pub fn wait_for_connections(http: SocketAddr, want: u64) {
+    let deadline = Instant::now() + READ_TIMEOUT;
+    let mut now = open_connections(http);
+    while now != want {
+        assert!(
+            Instant::now() < deadline,
+            "open connections stuck at {now}, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        now = open_connections(http);
+    }
+}
+
+/// A well-behaved client pair on its own thread: publishes one message at a time on `topic` and
+/// consumes it on channel `by` before the next, so every message is accounted for in order. Each
+/// round trip is bounded by `READ_TIMEOUT` (a stalled bystander panics its thread).
+pub struct Bystander {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    handle: std::thread::JoinHandle<u64>,
+}
+
+impl Bystander {
+    /// Starts and returns once the first message has made its round trip.
+    pub fn start(addr: SocketAddr, topic: &str) -> Bystander {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let (s, d, topic) = (stop.clone(), done.clone(), topic.to_string());
+        let mut c = Client::connect(addr);
+        c.sub(&topic, "by");
+        c.cmd("RDY 10");
+        let mut p = Client::connect(addr);
+        let handle = std::thread::spawn(move || {
+            let mut i = 0u64;
+            // Bounded: at most this many round trips.
+            while !s.load(Ordering::Relaxed) && i < 1_000_000 {
+                let body = format!("bystander-{i}");
+                p.publish(&topic, body.as_bytes());
+                p.expect_ok();
+                let m = c.read_message();
+                assert_eq!(m.body, body.as_bytes(), "bystander lost or reordered a message");
+                assert_eq!(m.attempts, 1);
+                c.fin(&m.id);
+                i += 1;
+                d.store(i, Ordering::Relaxed);
+            }
+            i
+        });
+        let b = Bystander { stop, done, handle };
+        b.wait_for_progress(1);
+        b
+    }
+
+    fn wait_for_progress(&self, past: u64) {
+        let deadline = Instant::now() + READ_TIMEOUT;
+        while self.done.load(std::sync::atomic::Ordering::Relaxed) < past {
+            assert!(
+                !self.handle.is_finished(),
+                "bystander thread failed (see its panic)"
+            );
+            assert!(Instant::now() < deadline, "bystander stalled");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Checks it still makes progress now, stops it and returns how many messages went round.
+    pub fn finish(self) -> u64 {
+        let now = self.done.load(std::sync::atomic::Ordering::Relaxed);
+        self.wait_for_progress(now + 2);
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle
+            .join()
+            .expect("bystander lost nothing and never stalled")
+    }
+}
+
+/// A tiny seeded xorshift64* generator (no crate needed).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+impl Client {
+    /// Reads to EOF (or reset) within `READ_TIMEOUT`, skipping heartbeats: everything else the
+    /// server sent before closing, as frames `(type, data)`. Panics if the server never closes.
+    pub fn read_until_closed(&mut self) -> Vec<(i32, Vec<u8>)> {
+        let deadline = Instant::now() + READ_TIMEOUT;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            assert!(Instant::now() < deadline, "server did not close");
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("connection not closed: {e}"),
+            }
+        }
+        let mut frames = Vec::new();
+        let mut rest = &got[..];
+        while rest.len() >= 8 {
+            let size = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            assert!(rest.len() >= 4 + size, "truncated frame before close: {got:?}");
+            let ft = i32::from_be_bytes(rest[4..8].try_into().unwrap());
+            let data = rest[8..4 + size].to_vec();
+            if !(ft == FRAME_RESPONSE && data == b"_heartbeat_") {
+                frames.push((ft, data));
+            }
+            rest = &rest[4 + size..];
+        }
+        assert!(rest.is_empty(), "trailing bytes before close: {got:?}");
+        frames
+    }
+
+    /// Sends bytes, ignoring a failure (the server may already have closed on bad input).
+    pub fn send_lossy(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
 }

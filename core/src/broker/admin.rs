@@ -11,7 +11,9 @@ use super::{AdminError, AdminOp};
 use crate::latency::{e2e_stats, Histogram};
 use crate::names::Name;
 use crate::protocol::ClientState;
-use crate::stats::{ChannelStats, ClientStats, E2eLatency, PubCount, ShardStats, StatsFilter, TopicStats};
+use crate::stats::{
+    ChannelStats, ClientStats, E2eLatency, PubCount, ShardRuntime, ShardStats, StatsFilter, TopicStats,
+};
 
 /// Stats parts still expected for one request, and those already in.
 pub(super) struct Gather {
@@ -64,6 +66,12 @@ impl<D: Send + 'static> Broker<D> {
         std::mem::take(&mut self.responses)
     }
 
+    /// The runtime's counters for this shard (the engine copies them in at the end of every
+    /// turn); the next stats part reports them.
+    pub fn set_runtime_stats(&mut self, counters: ShardRuntime) {
+        self.runtime = counters;
+    }
+
     pub fn has_responses(&self) -> bool {
         !self.responses.is_empty()
     }
@@ -108,8 +116,10 @@ impl<D: Send + 'static> Broker<D> {
                 merged.producers.extend(part.producers);
                 merged.connections += part.connections;
                 merged.corrupt_records_skipped += part.corrupt_records_skipped;
+                merged.shards.extend(part.shards);
             }
             merged.topics.sort_by(|a, b| a.topic_name.cmp(&b.topic_name));
+            merged.shards.sort_by_key(|r| r.shard);
             self.responses.push((origin, Response::Stats(merged)));
         }
     }
@@ -351,6 +361,10 @@ impl<D: Send + 'static> Broker<D> {
             topics,
             producers,
             connections,
+            shards: vec![ShardRuntime {
+                shard: self.shard,
+                ..self.runtime
+            }],
         }
     }
 }

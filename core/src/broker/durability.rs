@@ -116,9 +116,15 @@ impl<D: Send + 'static> Broker<D> {
         if !needs {
             return;
         }
-        let backend = factory.open(&name).ok();
+        let opened = factory.open(&name);
         if let Some(disk) = self.disk_of(q) {
-            disk.backend = backend;
+            match opened {
+                Ok(b) => {
+                    disk.backend = Some(b);
+                    disk.open_failed = None;
+                }
+                Err(e) => disk.open_failed = Some(e),
+            }
         }
     }
 

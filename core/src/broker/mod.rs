@@ -117,6 +117,8 @@ pub struct Broker<D> {
     timer_seq: u32,
     rng: u64,
     shutting_down: bool,
+    /// The runtime's counters for this shard, as last set by `set_runtime_stats`.
+    runtime: crate::stats::ShardRuntime,
 }
 
 fn conn_index(conn: u64) -> usize {
@@ -158,6 +160,7 @@ impl<D: Send + 'static> Broker<D> {
             timer_seq: 0,
             rng: 0x2545_f491_4f6c_dd1d ^ (shard as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             shutting_down: false,
+            runtime: Default::default(),
         }
     }
 

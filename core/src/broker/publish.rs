@@ -232,11 +232,17 @@ impl<D: Send + 'static> Broker<D> {
             return self.account_put(QueueRef::Topic(tkey), put, needs);
         }
         let channels = std::mem::take(&mut topic.channels);
+        let mut failed = None;
         for &ch in &channels {
-            self.put_to_channel(net, ch, msg.clone(), defer_ms, needs);
+            if let Err(e) = self.put_to_channel(net, ch, msg.clone(), defer_ms, needs) {
+                failed.get_or_insert(e);
+            }
         }
         self.topics[tkey].channels = channels;
-        Ok(())
+        // A channel that could not take its copy fails the publish (nsqd would have accepted
+        // it into the topic and lost the copy later): never acknowledge what is not kept. The
+        // channels that took it keep it; a retry may deliver it twice there (at-least-once).
+        failed.map_or(Ok(()), Err)
     }
 
     /// Books a put: a disk write joins the fsync pass (and, with durable acks, the publish's
@@ -262,8 +268,7 @@ impl<D: Send + 'static> Broker<D> {
         }
     }
 
-    /// A copy into one channel. A disk failure here loses this channel's copy only (nsqd logs
-    /// it and carries on) and marks the node unhealthy.
+    /// A copy into one channel; a disk failure marks the node unhealthy.
     pub(super) fn put_to_channel<N: Net<Detached = D>>(
         &mut self,
         net: &mut N,
@@ -271,16 +276,16 @@ impl<D: Send + 'static> Broker<D> {
         msg: Message,
         defer_ms: i64,
         needs: &mut Vec<(QueueRef, u64)>,
-    ) {
+    ) -> Result<(), String> {
         let c = &mut self.channels[ch];
         c.message_count += 1;
         if defer_ms > 0 {
             let due = net.now() + ms(defer_ms);
             c.deferred.push(msg, due);
             self.schedule_scan(net, ch, due);
-            return;
+            return Ok(());
         }
-        let _ = self.requeue_now(ch, msg, needs);
+        self.requeue_now(ch, msg, needs)
     }
 
     /// Puts a ready message into the channel's queue: memory, else disk.
@@ -339,8 +344,18 @@ impl<D: Send + 'static> Broker<D> {
                 };
                 // Copies drained from a backlog were acknowledged when they reached the topic.
                 let mut needs = Vec::new();
+                let mut failed = false;
                 for &ch in &channels {
-                    self.put_to_channel(net, ch, entry.msg.clone(), entry.defer_ms, &mut needs);
+                    failed |= self
+                        .put_to_channel(net, ch, entry.msg.clone(), entry.defer_ms, &mut needs)
+                        .is_err();
+                }
+                if failed {
+                    // A channel's disk is full: keep the message in the topic and try again
+                    // when a channel delivers (channels that took it may see it twice).
+                    self.topics[tkey].queue.memory.push_front(entry);
+                    blocked = true;
+                    break;
                 }
             }
             if !blocked {

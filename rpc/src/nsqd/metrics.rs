@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use squall_core::stats::ShardStats;
+use squall_core::stats::{ShardRuntime, ShardStats};
 
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -162,6 +162,40 @@ pub fn render(stats: &ShardStats) -> Vec<u8> {
         "gauge",
         "Open NSQ TCP connections.",
         vec![(String::new(), stats.connections)],
+    );
+    let shard = |r: &ShardRuntime| format!("{{shard=\"{}\"}}", r.shard);
+    let per_shard = |f: fn(&ShardRuntime) -> u64| -> Vec<(String, u64)> {
+        stats.shards.iter().map(|r| (shard(r), f(r))).collect()
+    };
+    family(
+        "squall_shard_connections",
+        "gauge",
+        "Connections the shard holds (NSQ TCP and HTTP).",
+        per_shard(|r| r.connections),
+    );
+    family(
+        "squall_shard_ring_submissions_total",
+        "counter",
+        "SQEs queued on the shard's io_uring.",
+        per_shard(|r| r.ring_submissions),
+    );
+    family(
+        "squall_shard_ring_completions_total",
+        "counter",
+        "CQEs reaped from the shard's io_uring.",
+        per_shard(|r| r.ring_completions),
+    );
+    family(
+        "squall_shard_mailbox_depth",
+        "gauge",
+        "Messages waiting in the mailbox lanes into the shard.",
+        per_shard(|r| r.mailbox_depth),
+    );
+    family(
+        "squall_shard_mailbox_full_total",
+        "counter",
+        "Sends from the shard refused because the target lane was full.",
+        per_shard(|r| r.mailbox_full),
     );
     s.into_bytes()
 }

@@ -49,6 +49,10 @@ pub(crate) struct Ring {
     flags: RingFlags,
     /// Operations submitted (or queued) whose final CQE has not been reaped yet.
     in_kernel: usize,
+    /// SQEs queued since start (each is submitted by the next `enter`).
+    submitted: u64,
+    /// CQEs reaped since start (multishot ops post many).
+    completed: u64,
 }
 
 impl Ring {
@@ -75,6 +79,8 @@ impl Ring {
                         uring,
                         flags,
                         in_kernel: 0,
+                        submitted: 0,
+                        completed: 0,
                     })
                 }
                 Err(err) => last_err = Some(err),
@@ -96,6 +102,16 @@ impl Ring {
         self.in_kernel
     }
 
+    /// SQEs queued since start.
+    pub fn submitted(&self) -> u64 {
+        self.submitted
+    }
+
+    /// CQEs reaped since start.
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+
     /// Queues one SQE tagged with `tag`, submitting early (without waiting) if the SQ is full.
     ///
     /// # Safety
@@ -106,6 +122,7 @@ impl Ring {
             // SAFETY: forwarded from the caller.
             if unsafe { self.uring.submission().push(&sqe) }.is_ok() {
                 self.in_kernel += 1;
+                self.submitted += 1;
                 return Ok(());
             }
             self.enter(false, None)?;
@@ -155,6 +172,7 @@ impl Ring {
                 result: cqe.result(),
                 flags: cqe.flags(),
             };
+            self.completed += 1;
             if !completion.more() {
                 debug_assert!(self.in_kernel > 0);
                 self.in_kernel = self.in_kernel.saturating_sub(1);
