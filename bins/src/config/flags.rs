@@ -251,7 +251,7 @@ pub(super) struct CompressionArgs {
 #[derive(Args, Debug)]
 #[command(next_help_heading = "statsd")]
 pub(super) struct StatsdArgs {
-    /// UDP <addr>:<port> of a statsd daemon; empty disables
+    /// UDP <addr>:<port> of a statsd daemon; empty disables (needs --http-address: stats are read from it)
     #[arg(long, default_value = "", value_name = "ADDR")]
     pub(super) statsd_address: String,
     /// Time between pushes to statsd
