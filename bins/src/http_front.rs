@@ -164,6 +164,14 @@ impl HttpFront {
                             lookup.set_peers(addrs);
                         }
                     }
+                    if resp.status == 200 && req.method == "PUT" && req.path == "/config/log_level" {
+                        // The API accepted one of nsqd's level words.
+                        if let Ok(level) =
+                            crate::logging::Level::parse(String::from_utf8_lossy(&req.body).trim())
+                        {
+                            crate::logging::set_level(level);
+                        }
+                    }
                     respond(net, conn, &reply_to, resp);
                     if !reply_to.keep_alive {
                         return;
