@@ -20,6 +20,7 @@ pub mod logging;
 pub mod lookup_loop;
 pub mod lookupd;
 pub mod metadata;
+pub mod signals;
 pub mod statsd;
 pub mod to_file;
 

@@ -2,7 +2,7 @@
 //! TOML config file, serves its TCP protocol V1 and HTTP API from one io_uring shard, exits 0 on
 //! SIGTERM/SIGINT. Anything wrong before the listeners open is one `FATAL` line and exit 1.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use squall::config::preflight::check_listen;
 use squall::config::{file, keys};
 use squall::logging::{self, Level};
@@ -43,7 +43,7 @@ fn run(config: LookupdConfig) -> anyhow::Result<()> {
     let start = LookupdStart::from_config(&config)?;
     check_listen("tcp-address", start.tcp_address).map_err(anyhow::Error::msg)?;
     check_listen("http-address", start.http_address).map_err(anyhow::Error::msg)?;
-    let signals = block_termination_signals()?;
+    let signals = squall::signals::TerminationSignals::block()?;
     log_info!("{VERSION_LINE}");
     if !config.config_path.is_empty() {
         log_info!("config file: {}", config.config_path);
@@ -51,36 +51,9 @@ fn run(config: LookupdConfig) -> anyhow::Result<()> {
     let lookupd = start_lookupd(start).context("failed to start")?;
     log_info!("TCP: listening on {}", lookupd.tcp_address());
     log_info!("HTTP: listening on {}", lookupd.http_address());
-    let signal = wait_for_signal(&signals)?;
+    let signal = signals.wait()?;
     log_info!("received signal {signal}: exiting");
     lookupd.shutdown();
     lookupd.join().context("shard failed")?;
     Ok(())
-}
-
-/// Blocks SIGINT and SIGTERM in this thread before the shard starts, so it inherits the mask
-/// and the signals are only ever taken by `wait_for_signal` on the main thread.
-fn block_termination_signals() -> anyhow::Result<libc::sigset_t> {
-    // SAFETY: plain libc calls on a local, zero-initialised sigset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            bail!("pthread_sigmask failed: {rc}");
-        }
-        Ok(set)
-    }
-}
-
-fn wait_for_signal(set: &libc::sigset_t) -> anyhow::Result<i32> {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` is a valid sigset built above; sigwait only writes `sig`.
-    let rc = unsafe { libc::sigwait(set, &mut sig) };
-    if rc != 0 {
-        bail!("sigwait failed: {rc}");
-    }
-    Ok(sig)
 }

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use squall::config::preflight::{check_data_path, check_listen};
 use squall::config::{file, keys, parse_args, DaemonConfig, VERSION_LINE};
 use squall::logging::{self, Level};
@@ -45,7 +45,7 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     if let Some(http) = node_config.http_address {
         check_listen("http-address", http).map_err(anyhow::Error::msg)?;
     }
-    let signals = block_termination_signals()?;
+    let signals = squall::signals::TerminationSignals::block()?;
     let data_path = node_config.data_path.clone();
 
     log_info!("{VERSION_LINE}");
@@ -63,7 +63,7 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     if let Some(http) = node.http_address() {
         log_info!("HTTP: listening on {http}");
     }
-    let signal = wait_for_signal(&signals)?;
+    let signal = signals.wait()?;
     log_info!("received signal {signal}: draining");
     node.shutdown();
     node.join().context("shard failed")?;
@@ -98,31 +98,4 @@ fn display_dir(dir: &Path) -> String {
         .unwrap_or_else(|_| dir.to_path_buf())
         .display()
         .to_string()
-}
-
-/// Blocks SIGINT and SIGTERM in this thread before any shard starts, so every shard inherits the
-/// mask and the signals are only ever taken by `wait_for_signal` on the main thread.
-fn block_termination_signals() -> anyhow::Result<libc::sigset_t> {
-    // SAFETY: plain libc calls on a local, zero-initialised sigset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            bail!("pthread_sigmask failed: {rc}");
-        }
-        Ok(set)
-    }
-}
-
-fn wait_for_signal(set: &libc::sigset_t) -> anyhow::Result<i32> {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` is a valid sigset built above; sigwait only writes `sig`.
-    let rc = unsafe { libc::sigwait(set, &mut sig) };
-    if rc != 0 {
-        bail!("sigwait failed: {rc}");
-    }
-    Ok(sig)
 }
