@@ -88,7 +88,7 @@ pub struct LookupdConfig {
     max_term_width = 100
 )]
 struct Cli {
-    /// Path to config file (TOML; not read yet)
+    /// Path to a TOML config file with nsqlookupd's keys (flags override it)
     #[arg(long, default_value = "", value_name = "PATH")]
     config: String,
     /// Print version string
