@@ -193,6 +193,14 @@ impl Node {
             hostname: config.hostname.clone(),
             http_port: or_real(config.broadcast_http_port, http_address.map(|a| a.port())),
             tcp_port: or_real(config.broadcast_tcp_port, Some(tcp_address.port())),
+            api: http_address.map(|a| {
+                // Reach a wildcard listener through loopback.
+                if a.ip().is_unspecified() {
+                    std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), a.port())
+                } else {
+                    a
+                }
+            }),
         });
         let statsd = match (&config.statsd_address, http_address) {
             (None, _) => None,

@@ -53,6 +53,8 @@ pub struct Identity {
     pub hostname: String,
     pub http_port: i64,
     pub tcp_port: i64,
+    /// This node's own HTTP API, for pre-creating a new topic's channels (none: HTTP is off).
+    pub api: Option<std::net::SocketAddr>,
 }
 
 /// nsqd v1.3.0's IDENTIFY body: a Go map, so its keys are alphabetical (no topology keys).
@@ -207,6 +209,8 @@ impl LookupLoop {
 /// An open, identified connection and what it has registered.
 struct Conn {
     stream: TcpStream,
+    /// The lookupd's HTTP port, from its IDENTIFY answer.
+    http_port: i64,
     registered: Registry,
     /// The first full registration after IDENTIFY is done.
     synced: bool,
@@ -372,6 +376,7 @@ impl Peer {
         }
         Ok(Conn {
             stream,
+            http_port: info.http_port,
             registered: Registry::new(),
             synced: false,
         })
@@ -404,10 +409,16 @@ impl Peer {
         }
         // What appeared. A fresh connection registers a topic through its channels if it has
         // any (nsqd's connect callback); later a new topic is registered by itself first.
+        let lookupd_http = (!fresh).then(|| self.lookupd_http(conn.http_port)).flatten();
         for (topic, channels) in want {
             let before = have.get(topic);
             if before.is_none() && (!fresh || channels.is_empty()) {
                 push(true, *topic, None);
+            }
+            if before.is_none() {
+                if let (Some(lookupd), Some(api)) = (lookupd_http, self.identity.api) {
+                    precreate_channels(lookupd, api, topic, channels);
+                }
             }
             for c in channels {
                 if before.is_none_or(|b| !b.contains(c)) {
@@ -436,6 +447,21 @@ impl Peer {
         Ok(())
     }
 
+    /// The lookupd's HTTP address: the host this thread connects to, the port its IDENTIFY
+    /// answer gave (nsqd uses the broadcast address the lookupd reports; the connected host is
+    /// the one known to be reachable from here).
+    fn lookupd_http(&self, http_port: i64) -> Option<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let host = self
+            .addr
+            .rsplit_once(':')?
+            .0
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = u16::try_from(http_port).ok()?;
+        (host, port).to_socket_addrs().ok()?.next()
+    }
+
     /// Writes one command and reads its `OK`.
     fn command(&mut self, line: &[u8]) -> io::Result<()> {
         let Some(conn) = &mut self.conn else {
@@ -461,6 +487,71 @@ impl Peer {
 }
 
 /// Records a REGISTER/UNREGISTER lookupd acknowledged.
+/// nsqd's A.12: a topic that appears after start-up gets the (non-ephemeral) channels lookupd
+/// already knows for it, so messages published before their consumers connect are kept for
+/// them. nsqd asks lookupd while creating the topic, blocking it; squalld asks from this thread
+/// and creates the channels through its own HTTP API, so a publish in between waits in the
+/// topic (which has no channel yet) and reaches them when they appear. Failures only log.
+fn precreate_channels(
+    lookupd: std::net::SocketAddr,
+    api: std::net::SocketAddr,
+    topic: &Name,
+    have: &BTreeSet<Name>,
+) {
+    let body = match http_call(lookupd, "GET", &format!("/channels?topic={topic}")) {
+        Ok((200, body)) => body,
+        Ok(_) => return, // the topic is not in lookupd yet: nothing to pre-create
+        Err(e) => {
+            log_warn!("LOOKUPD({lookupd}): /channels?topic={topic} failed - {e}");
+            return;
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Channels {
+        channels: Vec<String>,
+    }
+    let Ok(listed) = serde_json::from_slice::<Channels>(&body) else {
+        return;
+    };
+    for channel in listed.channels {
+        let Some(name) = Name::new(channel.as_bytes()) else {
+            continue;
+        };
+        if name.is_ephemeral() || have.contains(&name) {
+            continue;
+        }
+        let path = format!("/channel/create?topic={topic}&channel={name}");
+        match http_call(api, "POST", &path) {
+            Ok((200, _)) => log_info!("LOOKUPD({lookupd}): pre-created channel {topic}:{name}"),
+            Ok((status, _)) => log_warn!("pre-creating channel {topic}:{name} answered {status}"),
+            Err(e) => log_warn!("pre-creating channel {topic}:{name} failed - {e}"),
+        }
+    }
+}
+
+/// One HTTP/1.0 request on loopback-or-near, with the 1 s deadlines nsqd uses for lookupd.
+fn http_call(addr: std::net::SocketAddr, method: &str, path: &str) -> io::Result<(u16, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(1)))?;
+    s.set_write_timeout(Some(Duration::from_secs(1)))?;
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/vnd.nsq; version=1.0\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(req.as_bytes())?;
+    let mut out = Vec::new();
+    s.take(1 << 20).read_to_end(&mut out)?;
+    let text = String::from_utf8_lossy(&out);
+    let status = text
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| io::Error::other("bad HTTP answer"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(Vec::new(), |(_, b)| b.as_bytes().to_vec());
+    Ok((status, body))
+}
+
 fn apply(registered: &mut Registry, register: bool, topic: Name, channel: Option<Name>) {
     match (register, channel) {
         (true, None) => {

@@ -346,3 +346,50 @@ fn a_lookupd_that_never_answers_does_not_slow_publishing() {
     assert!(elapsed < Duration::from_secs(10), "stopping took {elapsed:?}");
     drop(listener);
 }
+
+/// nsqd's A.12: a topic that appears on a node gets the channels lookupd already knows for it,
+/// so messages published before any consumer connects there are kept for that channel.
+#[test]
+fn a_new_topic_gets_the_channels_lookupd_knows() {
+    let lookupd = start_lookupd(LookupdStart::for_tests()).expect("lookupd starts");
+    let a = start_node(Some(&lookupd));
+    node_post(&a, "/topic/create?topic=pre");
+    node_post(&a, "/channel/create?topic=pre&channel=archive");
+    node_post(&a, "/channel/create?topic=pre&channel=live%23ephemeral");
+    wait_for("lookupd to know pre:archive", || {
+        channels(&lookupd, "pre").contains("archive")
+    });
+
+    let b = start_node(Some(&lookupd));
+    // b connects to lookupd first, then sees the topic appear.
+    wait_for("b to register", || {
+        let (_, body) = http(lookupd.http_address(), "GET", "/nodes", "");
+        body.contains(&format!("\"tcp_port\":{}", b.tcp_address().port()))
+    });
+    publish(&b, "pre", "kept for archive");
+    let stats = || {
+        let (_, body) = http(
+            b.http_address().unwrap(),
+            "GET",
+            "/stats?format=json&topic=pre",
+            "",
+        );
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    wait_for("b to pre-create pre:archive with the message in it", || {
+        let v = stats();
+        v["topics"][0]["channels"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["channel_name"] == "archive" && c["depth"] == 1)
+        })
+    });
+    let names: Vec<String> = stats()["topics"][0]["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["channel_name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["archive"], "ephemeral channels are not pre-created");
+    stop_node(b);
+    stop_node(a);
+}
