@@ -36,6 +36,17 @@ def squalld_path():
     return path
 
 
+def lookupd_path():
+    """$SQUALL_LOOKUPD, the squall-lookupd binary ci/test builds."""
+    path = os.environ.get("SQUALL_LOOKUPD")
+    if not path:
+        pytest.fail("SQUALL_LOOKUPD is not set (ci/test sets it to the release squall-lookupd)")
+    path = os.path.abspath(path)
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"SQUALL_LOOKUPD={path} is not an executable file")
+    return path
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

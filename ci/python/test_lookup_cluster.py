@@ -16,6 +16,7 @@ from harness import (
     Daemon,
     SubscribedReader,
     free_port,
+    lookupd_path,
     run_scenario,
     squalld_path,
     start_daemon,
@@ -27,16 +28,6 @@ REGISTER_TIMEOUT_S = 15.0
 NODES = 3
 MESSAGES_PER_NODE = 1000
 TOPIC = "cluster"
-
-
-def lookupd_path():
-    path = os.environ.get("SQUALL_LOOKUPD")
-    if not path:
-        pytest.fail("SQUALL_LOOKUPD is not set (ci/test sets it to the release squall-lookupd)")
-    path = os.path.abspath(path)
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"SQUALL_LOOKUPD={path} is not an executable file")
-    return path
 
 
 @pytest.fixture

@@ -11,19 +11,9 @@ import urllib.request
 
 import pytest
 
-from harness import Daemon, EXIT_TIMEOUT_S, free_port
+from harness import Daemon, EXIT_TIMEOUT_S, free_port, lookupd_path
 
 HTTP_TIMEOUT_S = 10.0
-
-
-def lookupd_path():
-    path = os.environ.get("SQUALL_LOOKUPD")
-    if not path:
-        pytest.fail("SQUALL_LOOKUPD is not set (ci/test sets it to the release squall-lookupd)")
-    path = os.path.abspath(path)
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"SQUALL_LOOKUPD={path} is not an executable file")
-    return path
 
 
 @pytest.fixture
