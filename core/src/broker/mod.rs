@@ -206,6 +206,8 @@ impl<D: Send + 'static> Broker<D> {
         if self.sessions.len() <= idx {
             self.sessions.resize_with(idx + 1, || None);
         }
+        // The runtime ends a connection (on_closed / on_detached) before it reuses the slot.
+        debug_assert!(self.sessions[idx].is_none(), "session slot {idx} still held");
         self.sessions[idx] = Some(session);
     }
 

@@ -6,7 +6,7 @@
 //!    runnable (after announcing sleep and re-checking the lanes), for at most the time to the
 //!    next timer or deadline.
 //! 2. **reap** — every CQE becomes connection/listener state and queued events; no callbacks.
-//! 3. **callbacks** — shutdown notice, accepts, closes, detaches, input, drained, finished
+//! 3. **callbacks** — shutdown notice, closes, detaches, accepts, input, drained, finished
 //!    fsyncs, inbound messages (bounded per lane), expired timers (bounded), `on_turn_end`.
 //! 4. **flush** — per touched connection: one writev, recv arm/cancel, finish close/detach;
 //!    then listeners' accepts and the fsyncs the engine asked for this turn.
@@ -126,16 +126,18 @@ impl<E: Engine> Shard<E> {
             engine.on_shutdown(io);
         }
 
-        for (conn, listener, peer) in std::mem::take(&mut io.events.accepted) {
-            if io.live_index(conn).is_some() {
-                engine.on_accept(io, conn, listener, peer);
-            }
-        }
+        // Ends before accepts: a slot freed in the last flush phase may already hold a connection
+        // accepted while reaping, and the engine must hear of the old one's end first.
         for conn in std::mem::take(&mut io.events.closed) {
             engine.on_closed(io, conn);
         }
         for (conn, detached) in std::mem::take(&mut io.events.detached) {
             engine.on_detached(io, conn, detached);
+        }
+        for (conn, listener, peer) in std::mem::take(&mut io.events.accepted) {
+            if io.live_index(conn).is_some() {
+                engine.on_accept(io, conn, listener, peer);
+            }
         }
 
         let mut input = std::mem::take(&mut io.events.input);
