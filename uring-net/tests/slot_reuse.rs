@@ -55,7 +55,7 @@ impl Engine for Churn {
         let n = self.counters.accepted.fetch_add(1, Ordering::SeqCst);
         io.write(conn, b"x");
         // Half the connections leave by detach (the fd is dropped by `on_detached`).
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             io.close(conn);
         } else {
             io.detach(conn);
