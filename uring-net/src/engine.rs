@@ -36,6 +36,11 @@ pub trait Engine: 'static {
     /// A message from another shard.
     fn on_message(&mut self, io: &mut Io<Self::Msg>, from: ShardId, msg: Self::Msg);
 
+    /// A message sent through a `Remote` (from `Io::remote`) by a thread outside the runtime.
+    /// Runs in the callback phase, after `on_message`. Engines that never hand out a `Remote`
+    /// get none.
+    fn on_remote(&mut self, _io: &mut Io<Self::Msg>, _msg: Self::Msg) {}
+
     /// A timer set with `Io::timer_at` fired.
     fn on_timer(&mut self, io: &mut Io<Self::Msg>, token: u64);
 

@@ -16,6 +16,7 @@ use slab::Slab;
 use crate::connection::{Connection, Lifecycle};
 use crate::listener::Listener;
 use crate::mailbox::{Doorbells, Lanes};
+use crate::remote::{Inbox, Remote};
 use crate::ring::buffers::BufRing;
 use crate::ring::op::{FsyncState, OpKind, OpTag, PendingFsync};
 use crate::ring::{Ring, RingFlags};
@@ -84,6 +85,8 @@ pub struct Io<M> {
     pub(crate) fsyncs_pending: usize,
     pub(crate) lanes: Arc<Lanes<M>>,
     pub(crate) bells: Arc<Doorbells>,
+    /// Messages from threads outside the runtime (`Remote`).
+    pub(crate) inbox: Arc<Inbox<M>>,
     /// Shards we pushed a message to this turn (wake phase), and its dedup flags.
     pub(crate) wake_list: Vec<ShardId>,
     pub(crate) wake_flags: Vec<bool>,
@@ -220,6 +223,12 @@ impl<M: Send + 'static> Io<M> {
             self.wake_list.push(to);
         }
         Ok(())
+    }
+
+    /// A handle by which any thread can send this shard a message; it arrives in
+    /// `Engine::on_remote` on a later turn.
+    pub fn remote(&self) -> Remote<M> {
+        Remote::new(self.shard, Arc::clone(&self.inbox), Arc::clone(&self.bells))
     }
 
     /// Fires `on_timer(token)` on the first turn at or after `at` (1 ms resolution).
@@ -392,6 +401,7 @@ impl<M> IoParts<M> {
             fsyncs_pending: 0,
             lanes: self.lanes,
             bells: self.bells,
+            inbox: Arc::new(Inbox::new()),
             wake_list: Vec::new(),
             wake_flags: vec![false; self.shards],
             mailbox_full: 0,

@@ -58,6 +58,7 @@
 //! - `connection.rs` — input, output queue and op state of one socket.
 //! - `listener.rs` — SO_REUSEPORT listening sockets.
 //! - `mailbox.rs` — the N×N lane mesh and the sleep/wake doorbells.
+//! - `remote.rs` — [`Remote`]: messages into a shard from threads outside the runtime.
 //! - `timer.rs` — the hashed timer wheel.
 //! - `limits.rs` — every fixed limit, with its reason.
 //! - `error.rs` — start-up errors.
@@ -69,6 +70,7 @@ mod io;
 mod limits;
 mod listener;
 pub(crate) mod mailbox;
+mod remote;
 pub(crate) mod ring;
 mod runtime;
 pub(crate) mod shard;
@@ -82,6 +84,7 @@ use bytes::BytesMut;
 pub use engine::Engine;
 pub use error::StartError;
 pub use io::{Io, RuntimeStats};
+pub use remote::Remote;
 pub use ring::RingFlags;
 pub use runtime::{Runtime, RuntimeConfig, RuntimeHandle};
 

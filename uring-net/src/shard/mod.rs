@@ -7,7 +7,7 @@
 //!    next timer or deadline.
 //! 2. **reap** — every CQE becomes connection/listener state and queued events; no callbacks.
 //! 3. **callbacks** — shutdown notice, closes, detaches, accepts, input, drained, finished
-//!    fsyncs, inbound messages (bounded per lane), expired timers (bounded), `on_turn_end`.
+//!    fsyncs, inbound messages (bounded per lane), remote messages, expired timers (bounded), `on_turn_end`.
 //! 4. **flush** — per touched connection: one writev, recv arm/cancel, finish close/detach;
 //!    then listeners' accepts and the fsyncs the engine asked for this turn.
 //! 5. **wake** — ring the doorbell of peers we sent to this turn, only if they sleep.
@@ -37,6 +37,8 @@ pub(crate) struct Shard<E: Engine> {
     exit_deadline: Option<Instant>,
     completions: Vec<Completion>,
     expired_timers: Vec<u64>,
+    /// Messages taken from the inbox this turn (kept for its allocation).
+    remote: Vec<E::Msg>,
 }
 
 impl<E: Engine> Shard<E> {
@@ -49,6 +51,7 @@ impl<E: Engine> Shard<E> {
             exit_deadline: None,
             completions: Vec::new(),
             expired_timers: Vec::new(),
+            remote: Vec::new(),
         }
     }
 
@@ -74,7 +77,8 @@ impl<E: Engine> Shard<E> {
         let io = &mut self.io;
         let now = Instant::now();
         let shutdown_unseen = || io.bells.shutdown_requested() && !io.shutting_down;
-        let mut runnable = io.poll_soon || !io.events.is_empty() || !io.dirty.is_empty();
+        let mut runnable =
+            io.poll_soon || !io.events.is_empty() || !io.dirty.is_empty() || io.inbox.pending();
         runnable |= shutdown_unseen();
         io.poll_soon = false;
 
@@ -97,7 +101,7 @@ impl<E: Engine> Shard<E> {
         io.bells.announce_sleep(io.shard);
         // Re-check after announcing: a message pushed before our announcement is seen here,
         // one pushed after it finds `sleeping` set and rings the eventfd.
-        let wait = !io.lanes.any_inbound(io.shard) && !shutdown_unseen();
+        let wait = !io.lanes.any_inbound(io.shard) && !io.inbox.pending() && !shutdown_unseen();
         let result = io.ring.enter(wait, timeout);
         io.bells.awake(io.shard);
         result
@@ -176,6 +180,11 @@ impl<E: Engine> Shard<E> {
             if !io.lanes.lane_is_empty(from, io.shard) {
                 io.poll_soon = true; // budget spent; the rest next turn
             }
+        }
+
+        io.inbox.take(&mut self.remote);
+        for msg in self.remote.drain(..) {
+            engine.on_remote(io, msg);
         }
 
         self.expired_timers.clear();
