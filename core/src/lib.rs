@@ -1,6 +1,7 @@
 //! Squall's broker brain, without I/O.
 //!
 //! # Layout
+//! - `auth`: AUTH's queries, the auth server's answers and the authorization check.
 //! - `error`: protocol errors with their wire code and fatality.
 //! - `names`: topic and channel name rules.
 //! - `message`: messages, IDs, the per-shard ID generator.
@@ -11,6 +12,7 @@
 //! - Nothing here performs a syscall or spawns a thread; everything is testable with plain values.
 //! - A message body is allocated once and shared by reference count wherever it goes.
 
+pub mod auth;
 pub mod broker;
 pub mod channel;
 pub mod error;

@@ -390,9 +390,12 @@ fn client_stats(s: &super::Session) -> ClientStats {
         deflate: false,
         snappy: false,
         user_agent: s.user_agent.clone(),
-        authed: false,
-        auth_identity: String::new(),
-        auth_identity_url: String::new(),
+        authed: s.auth.is_some(),
+        auth_identity: s.auth.as_ref().map_or_else(String::new, |a| a.identity.clone()),
+        auth_identity_url: s
+            .auth
+            .as_ref()
+            .map_or_else(String::new, |a| a.identity_url.clone()),
         topology_zone: String::new(),
         topology_region: String::new(),
         pub_counts: Vec::new(),

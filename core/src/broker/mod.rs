@@ -7,6 +7,7 @@
 //! order; a consumer moves to its topic's shard when it subscribes.
 
 mod admin;
+mod auth;
 mod consume;
 mod durability;
 mod msg;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Buf;
 use slab::Slab;
 
+pub use auth::AuthWait;
 pub use consume::CONSUMER_OUTPUT_BYTES_MAX;
 pub use durability::{AckTo, QueueRef, TopicMeta};
 pub use msg::{
@@ -119,6 +121,9 @@ pub struct Broker<D> {
     shutting_down: bool,
     /// The runtime's counters for this shard, as last set by `set_runtime_stats`.
     runtime: crate::stats::ShardRuntime,
+    /// Auth server queries for the engine to run (`take_auth_requests`).
+    auth_requests: Vec<crate::auth::AuthRequest>,
+    next_auth_ticket: u64,
 }
 
 fn conn_index(conn: u64) -> usize {
@@ -161,6 +166,8 @@ impl<D: Send + 'static> Broker<D> {
             rng: 0x2545_f491_4f6c_dd1d ^ (shard as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             shutting_down: false,
             runtime: Default::default(),
+            auth_requests: Vec::new(),
+            next_auth_ticket: 0,
         }
     }
 
@@ -301,6 +308,7 @@ impl<D: Send + 'static> Broker<D> {
             ShardMsg::Migrate(m) => self.adopt(net, *m),
             ShardMsg::Request(origin, req) => self.serve_remote(net, from, origin, *req),
             ShardMsg::Response(origin, resp) => self.gather(origin, *resp),
+            ShardMsg::Auth(reply) => self.on_auth_reply(net, *reply),
         }
     }
 
@@ -423,6 +431,26 @@ impl<D: Send + 'static> Broker<D> {
         if let Some(s) = self.session_mut(conn) {
             s.last_read = now;
         }
+        if self.opts.auth_enabled {
+            let target = match &cmd {
+                Command::Pub { topic, .. } => Some(("PUB", topic, None)),
+                Command::Mpub { topic, .. } => Some(("MPUB", topic, None)),
+                Command::Dpub { topic, .. } => Some(("DPUB", topic, None)),
+                Command::Sub { topic, channel } => Some(("SUB", topic, Some(channel))),
+                _ => None,
+            };
+            if let Some((name, topic, channel)) = target {
+                match self.check_auth(conn, name, topic, channel, now) {
+                    auth::Verdict::Allowed => {}
+                    auth::Verdict::Waiting => return false,
+                    auth::Verdict::Denied(err) if name == "SUB" => {
+                        self.fail(net, conn, &err);
+                        return false;
+                    }
+                    auth::Verdict::Denied(err) => return self.deny_publish(net, conn, len, err),
+                }
+            }
+        }
         match cmd {
             Command::Pub { topic, body } => self.publish_cmd(
                 net,
@@ -449,6 +477,14 @@ impl<D: Send + 'static> Broker<D> {
             Command::Mpub { topic, bodies } => {
                 self.publish_cmd(net, conn, PubKind::Mpub, topic, 0, &bodies, len)
             }
+            Command::Auth { secret } => {
+                let Some(input) = net.input(conn) else {
+                    return false;
+                };
+                let secret = input[secret].to_vec();
+                input.advance(len);
+                self.auth_cmd(net, conn, secret)
+            }
             other => {
                 if let Some(input) = net.input(conn) {
                     input.advance(len);
@@ -462,11 +498,6 @@ impl<D: Send + 'static> Broker<D> {
         match cmd {
             Command::Nop => true,
             Command::Identify(identify) => self.identify(net, conn, &identify),
-            Command::Auth { .. } => {
-                let err = ProtocolError::new(ErrorCode::AuthDisabled, "AUTH disabled");
-                self.fail(net, conn, &err);
-                false
-            }
             Command::Sub { topic, channel } => self.sub(net, conn, topic, channel),
             Command::Rdy { count } => {
                 self.rdy(conn, count);
@@ -476,8 +507,8 @@ impl<D: Send + 'static> Broker<D> {
             Command::Req { id, timeout_ms } => self.req(net, conn, id, timeout_ms),
             Command::Touch { id } => self.touch(net, conn, id),
             Command::Cls => self.cls(net, conn),
-            Command::Pub { .. } | Command::Mpub { .. } | Command::Dpub { .. } => {
-                unreachable!("publishes are handled by execute")
+            Command::Pub { .. } | Command::Mpub { .. } | Command::Dpub { .. } | Command::Auth { .. } => {
+                unreachable!("handled by execute")
             }
         }
     }

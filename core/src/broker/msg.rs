@@ -62,6 +62,9 @@ pub enum ShardMsg<D> {
     Request(Origin, Box<Request>),
     /// The answer to a `Request`, for the shard the request came from.
     Response(Origin, Box<Response>),
+    /// The auth server's answer, for the shard that asked (from the engine's auth client,
+    /// not from another shard).
+    Auth(Box<crate::auth::AuthReply>),
 }
 
 /// Who asked: a front-end connection on the asking shard, and its request number there.

@@ -26,6 +26,8 @@ pub enum Blocked {
     AwaitingReplies,
     /// The connection is travelling to the topic's shard.
     Migrating,
+    /// The auth server is being asked; the command that needs its answer stays in the input.
+    Auth,
     /// A fatal error was written, or is owed after earlier publish answers; the connection is
     /// closing.
     Closing,
@@ -75,6 +77,16 @@ pub struct Session {
     pub heartbeat_armed: u32,
     pub deadline_armed: u32,
     pub flush_armed: u32,
+
+    /// The auth server's last answer (AUTH, or a refresh when it expired).
+    pub auth: Option<crate::auth::AuthState>,
+    /// AUTH's body, sent again for every refresh.
+    pub auth_secret: Vec<u8>,
+    /// The query in flight: its ticket and what its answer is for.
+    pub auth_wait: Option<(u64, super::AuthWait)>,
+    /// Whether the connection upgraded to TLS, and the Subject CN of the client's certificate.
+    pub tls: bool,
+    pub tls_common_name: String,
 }
 
 impl Session {
@@ -114,6 +126,11 @@ impl Session {
             heartbeat_armed: 0,
             deadline_armed: 0,
             flush_armed: 0,
+            auth: None,
+            auth_secret: Vec::new(),
+            auth_wait: None,
+            tls: false,
+            tls_common_name: String::new(),
         }
     }
 

@@ -20,6 +20,18 @@ pub use frame::{encode_error, encode_message_header, encode_response, FrameType,
 pub use identify::{identify_reply_json, Identify, IdentifyReply};
 pub use quote::go_quote;
 
+/// AUTH's success reply (spec §4.2): `{"identity":..,"identity_url":..,"permission_count":N}`,
+/// strings escaped as Go's `json.Marshal` does.
+pub fn auth_reply_json(identity: &str, identity_url: &str, permission_count: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + identity.len() + identity_url.len());
+    out.extend_from_slice(b"{\"identity\":");
+    gojson::write_string(&mut out, identity);
+    out.extend_from_slice(b",\"identity_url\":");
+    gojson::write_string(&mut out, identity_url);
+    out.extend_from_slice(format!(",\"permission_count\":{permission_count}}}").as_bytes());
+    out
+}
+
 use crate::message::MessageId;
 use crate::names::Name;
 use crate::options::Options;
