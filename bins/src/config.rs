@@ -268,7 +268,7 @@ impl Cli {
             snappy: false,
             deflate: false,
             tls_enabled: false,
-            auth_enabled: false,
+            auth_enabled: auth.auth_http_address.iter().any(|a| !a.is_empty()),
             e2e_percentiles: percentiles.clone(),
             e2e_window_ms: e2e.e2e_processing_latency_window_time,
             ..Options::default()

@@ -11,8 +11,9 @@ use squall_core::broker::{Broker, Net, ShardMsg, TopicMeta};
 use squall_core::options::Options;
 use squall_core::stats::ShardRuntime;
 use squall_rpc::nsqd::ApiContext;
-use squall_uring_net::{ConnId, Detached, Engine, Io, ShardId};
+use squall_uring_net::{ConnId, Detached, Engine, Io, Remote, ShardId};
 
+use crate::auth::AuthClient;
 use crate::http_front::HttpFront;
 use crate::lookup_loop::LookupLoop;
 use crate::metadata::MetadataWriter;
@@ -32,6 +33,8 @@ pub struct Shared {
     pub backends: Option<crate::backends::FactoryMaker>,
     /// Registration with nsqlookupd: shards report their topics and channels to it.
     pub lookup: Option<LookupLoop>,
+    /// Runs AUTH queries (`--auth-http-address`).
+    pub auth: Option<AuthClient>,
 }
 
 /// One shard's NSQ broker and HTTP front, driven by the uring-net runtime.
@@ -40,6 +43,8 @@ pub struct NsqEngine {
     broker: Broker<Detached>,
     http: HttpFront,
     shared: Shared,
+    /// How the auth client reaches this shard (set in `on_start`).
+    remote: Option<Remote<Msg>>,
 }
 
 impl NsqEngine {
@@ -55,6 +60,7 @@ impl NsqEngine {
             broker,
             http,
             shared,
+            remote: None,
         }
     }
 
@@ -68,6 +74,14 @@ impl NsqEngine {
         if self.broker.has_responses() {
             let responses = self.broker.take_responses();
             self.http.on_responses(&mut self.broker, &mut net, responses);
+        }
+        if self.broker.has_auth_requests() {
+            let requests = self.broker.take_auth_requests();
+            if let (Some(client), Some(remote)) = (&self.shared.auth, &self.remote) {
+                for request in requests {
+                    client.submit(request, remote.clone());
+                }
+            }
         }
         r
     }
@@ -153,7 +167,8 @@ impl Net for IoNet<'_> {
 impl Engine for NsqEngine {
     type Msg = Msg;
 
-    fn on_start(&mut self, _io: &mut Io<Msg>) {
+    fn on_start(&mut self, io: &mut Io<Msg>) {
+        self.remote = Some(io.remote());
         let preload = self.shared.preload.clone();
         self.broker.preload(&preload);
     }
@@ -192,6 +207,10 @@ impl Engine for NsqEngine {
     }
     fn on_message(&mut self, io: &mut Io<Msg>, from: ShardId, msg: Msg) {
         self.with(io, |b, _, n| b.on_message(n, from, msg))
+    }
+    fn on_remote(&mut self, io: &mut Io<Msg>, msg: Msg) {
+        let shard = self.shard;
+        self.with(io, |b, _, n| b.on_message(n, shard, msg))
     }
     fn on_timer(&mut self, io: &mut Io<Msg>, token: u64) {
         self.with(io, |b, _, n| b.on_timer(n, token))

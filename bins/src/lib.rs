@@ -11,10 +11,12 @@
 //! - `to_file`: the nsq_to_file drop-in (a blocking NSQ consumer writing topics to files);
 //!   `bin/squall-to-file.rs` is its thin entry point.
 
+pub mod auth;
 mod backends;
 pub mod config;
 pub mod daemon;
 mod engine;
+pub mod http_client;
 mod http_front;
 pub mod logging;
 pub mod lookup_loop;
@@ -75,6 +77,12 @@ pub struct NodeConfig {
     pub broadcast_address: String,
     /// nsqlookupd TCP addresses to register with (`--lookupd-tcp-address`).
     pub lookupd_tcp_addresses: Vec<String>,
+    /// Auth servers (`--auth-http-address`); non-empty turns AUTH on (`options.auth_enabled`
+    /// must agree).
+    pub auth_http_addresses: Vec<String>,
+    /// `--http-client-connect-timeout` / `--http-client-request-timeout`, for auth queries.
+    pub http_client_connect_timeout_ms: u64,
+    pub http_client_request_timeout_ms: u64,
     /// Ports IDENTIFY reports to lookupd; 0: the port actually listened on.
     pub broadcast_tcp_port: u16,
     pub broadcast_http_port: u16,
@@ -105,6 +113,9 @@ impl NodeConfig {
             hostname: "localhost".to_string(),
             broadcast_address: "localhost".to_string(),
             lookupd_tcp_addresses: Vec::new(),
+            auth_http_addresses: Vec::new(),
+            http_client_connect_timeout_ms: 2_000,
+            http_client_request_timeout_ms: 5_000,
             broadcast_tcp_port: 0,
             broadcast_http_port: 0,
             config_values: BTreeMap::new(),
@@ -165,6 +176,15 @@ impl Node {
             metadata: metadata.as_ref().map(|(w, _, _)| w.clone()),
             backends,
             lookup: Some(lookup.clone()),
+            auth: (!config.auth_http_addresses.is_empty()).then(|| {
+                auth::AuthClient::start(
+                    config.auth_http_addresses.clone(),
+                    http_client::HttpTimeouts {
+                        connect: Duration::from_millis(config.http_client_connect_timeout_ms),
+                        request: Duration::from_millis(config.http_client_request_timeout_ms),
+                    },
+                )
+            }),
         };
         let mut listeners = vec![config.tcp_address];
         listeners.extend(config.http_address);

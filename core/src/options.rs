@@ -22,8 +22,8 @@ pub struct Options {
     pub output_buffer_timeout_ms: i64,
     pub max_channel_consumers: usize,
     pub max_deflate_level: i64,
-    /// Whether the server offers snappy / deflate / TLS / AUTH. Until those features land the
-    /// broker answers every request for them as not enabled.
+    /// Whether the server offers snappy / deflate / TLS, and whether AUTH is on (an auth server
+    /// is configured).
     pub snappy: bool,
     pub deflate: bool,
     pub tls_enabled: bool,

@@ -1,24 +1,15 @@
 //! nsqlookupd's HTTP API as a consumer uses it (spec B.3, C): `GET /lookup?topic=` for a topic's
-//! producers and `GET /topics` for topic discovery, over a minimal blocking HTTP/1.1 client.
+//! producers and `GET /topics` for topic discovery, over the blocking HTTP/1.1 client in `crate::http_client`.
 //!
 //! Addresses are `host:port` or `http://host:port[/prefix]` (go-nsq adds `http://` when there is
 //! no scheme). Both response shapes are read: the current bare JSON and the legacy
 //! `{"status_code":200,"status_txt":"OK","data":{...}}` envelope (spec §0.3).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
-
 use serde::Deserialize;
 
-use super::options::{HTTP_RESPONSE_BYTES_MAX, USER_AGENT};
+pub use crate::http_client::HttpTimeouts;
 
-#[derive(Clone, Copy, Debug)]
-pub struct HttpTimeouts {
-    pub connect: Duration,
-    /// For the whole request, connect included.
-    pub request: Duration,
-}
+use super::options::{HTTP_RESPONSE_BYTES_MAX, USER_AGENT};
 
 /// A producer as `/lookup` lists it (PeerInfo, spec B.2); unknown keys are ignored.
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -118,196 +109,16 @@ fn query_escape(s: &str) -> String {
     out
 }
 
-/// `host:port` and path prefix of a lookupd address.
-fn split_address(addr: &str) -> Result<(String, String), String> {
-    let rest = if let Some(r) = addr.strip_prefix("http://") {
-        r
-    } else if addr.contains("://") {
-        return Err(format!("unsupported lookupd address scheme: {addr}"));
-    } else {
-        addr
-    };
-    let (host_port, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-        None => (rest, ""),
-    };
-    if host_port.is_empty() {
-        return Err(format!("invalid lookupd address: {addr}"));
-    }
-    let host_port = if host_port.contains(':') && !host_port.ends_with(']') {
-        host_port.to_string()
-    } else {
-        format!("{host_port}:80")
-    };
-    Ok((host_port, path.to_string()))
-}
-
 /// `GET http://<addr><path>`: the body of a 200 answer, or an error naming the status and body.
 pub fn get(addr: &str, path: &str, timeouts: HttpTimeouts) -> Result<Vec<u8>, String> {
-    let (host_port, prefix) = split_address(addr)?;
-    let deadline = Instant::now() + timeouts.request;
-    let targets: Vec<SocketAddr> = host_port
-        .to_socket_addrs()
-        .map_err(|e| format!("{addr}: {e}"))?
-        .collect();
-    let mut stream = None;
-    let mut last_err = format!("{addr}: resolves to no address");
-    for t in targets {
-        match TcpStream::connect_timeout(&t, timeouts.connect.min(timeouts.request)) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last_err = format!("{addr}: {e}"),
-        }
-    }
-    let mut stream = stream.ok_or(last_err)?;
-    let request = format!(
-        "GET {prefix}{path} HTTP/1.1\r\nHost: {host_port}\r\nUser-Agent: {USER_AGENT}\r\n\
-         Accept: application/vnd.nsq; version=1.0\r\nConnection: close\r\n\r\n"
-    );
-    let remaining = || {
-        deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
-    };
-    stream
-        .set_write_timeout(Some(remaining()))
-        .and_then(|()| stream.write_all(request.as_bytes()))
-        .map_err(|e| format!("{addr}: {e}"))?;
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        if Instant::now() >= deadline {
-            return Err(format!("{addr}: request timed out after {:?}", timeouts.request));
-        }
-        stream
-            .set_read_timeout(Some(remaining()))
-            .map_err(|e| format!("{addr}: {e}"))?;
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                raw.extend_from_slice(&chunk[..n]);
-                if raw.len() > HTTP_RESPONSE_BYTES_MAX {
-                    return Err(format!(
-                        "{addr}: response larger than {HTTP_RESPONSE_BYTES_MAX} bytes"
-                    ));
-                }
-                if let Some(done) = complete_response(&raw)? {
-                    return finish(addr, done);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("{addr}: {e}")),
-        }
-    }
-    match complete_response(&raw)? {
-        Some(done) => finish(addr, done),
-        None => parse_until_eof(&raw).and_then(|r| finish(addr, r)),
-    }
-}
-
-fn finish(addr: &str, (status, body): (u16, Vec<u8>)) -> Result<Vec<u8>, String> {
-    if status == 200 {
-        Ok(body)
-    } else {
-        Err(format!(
-            "{addr}: HTTP {status}: {}",
-            String::from_utf8_lossy(&body).trim()
-        ))
-    }
-}
-
-struct Head {
-    status: u16,
-    body_start: usize,
-    content_length: Option<usize>,
-    chunked: bool,
-}
-
-fn parse_head(raw: &[u8]) -> Result<Option<Head>, String> {
-    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "non-UTF-8 HTTP head".to_string())?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("bad HTTP status line {status_line:?}"))?;
-    let mut content_length = None;
-    let mut chunked = false;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                content_length = Some(value.parse().map_err(|_| "bad Content-Length".to_string())?);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            }
-        }
-    }
-    Ok(Some(Head {
-        status,
-        body_start: end + 4,
-        content_length,
-        chunked,
-    }))
-}
-
-/// `Some((status, body))` once `raw` holds a whole response that says its own length.
-fn complete_response(raw: &[u8]) -> Result<Option<(u16, Vec<u8>)>, String> {
-    let Some(head) = parse_head(raw)? else {
-        return Ok(None);
-    };
-    let body = &raw[head.body_start..];
-    if head.chunked {
-        return Ok(decode_chunked(body)?.map(|b| (head.status, b)));
-    }
-    match head.content_length {
-        Some(n) if body.len() >= n => Ok(Some((head.status, body[..n].to_vec()))),
-        _ => Ok(None),
-    }
-}
-
-/// A response without a length, ended by the server closing.
-fn parse_until_eof(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let head = parse_head(raw)?.ok_or("connection closed before the HTTP head ended")?;
-    if head.chunked || head.content_length.is_some() {
-        return Err("connection closed before the HTTP body ended".into());
-    }
-    Ok((head.status, raw[head.body_start..].to_vec()))
-}
-
-/// `Ok(None)` while the last chunk has not arrived.
-fn decode_chunked(mut body: &[u8]) -> Result<Option<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    loop {
-        let Some(eol) = body.windows(2).position(|w| w == b"\r\n") else {
-            return Ok(None);
-        };
-        let size_text = std::str::from_utf8(&body[..eol]).map_err(|_| "bad chunk size")?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
-        let data_start = eol + 2;
-        if size == 0 {
-            return Ok(Some(out));
-        }
-        let Some(data) = body.get(data_start..data_start + size) else {
-            return Ok(None);
-        };
-        out.extend_from_slice(data);
-        let Some(rest) = body.get(data_start + size + 2..) else {
-            return Ok(None);
-        };
-        body = rest;
-    }
+    crate::http_client::get_ok(addr, path, timeouts, USER_AGENT, HTTP_RESPONSE_BYTES_MAX)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -347,36 +158,9 @@ mod tests {
     }
 
     #[test]
-    fn addresses_and_escaping() {
-        assert_eq!(
-            split_address("127.0.0.1:4161").unwrap(),
-            ("127.0.0.1:4161".into(), String::new())
-        );
-        assert_eq!(
-            split_address("http://h:1/base/").unwrap(),
-            ("h:1".into(), "/base".into())
-        );
-        assert_eq!(split_address("http://h").unwrap().0, "h:80");
-        assert!(split_address("https://h:1").is_err());
+    fn escaping() {
         assert_eq!(query_escape("t#ephemeral"), "t%23ephemeral");
         assert_eq!(query_escape("a.b-c_d"), "a.b-c_d");
-    }
-
-    #[test]
-    fn http_bodies_by_length_chunks_or_eof() {
-        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOKextra";
-        assert_eq!(complete_response(raw).unwrap(), Some((200, b"OK".to_vec())));
-        assert_eq!(complete_response(&raw[..30]).unwrap(), None);
-        let chunked =
-            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(
-            complete_response(chunked).unwrap(),
-            Some((404, b"abcde".to_vec()))
-        );
-        assert_eq!(complete_response(&chunked[..60]).unwrap(), None);
-        let eof = b"HTTP/1.0 200 OK\r\n\r\n{}";
-        assert_eq!(complete_response(eof).unwrap(), None);
-        assert_eq!(parse_until_eof(eof).unwrap(), (200, b"{}".to_vec()));
     }
 
     #[test]

@@ -160,11 +160,8 @@ impl<D: Send + 'static> Broker<D> {
         let conn = reply.conn;
         let state = match reply.result {
             Ok(state) => state,
-            Err(e) => {
-                eprintln!(
-                    "[nsqd] WARN: PROTOCOL(V2): [{}] AUTH failed {e}",
-                    s.remote_address
-                );
+            Err(_) => {
+                // The reason stays out of the error frame, as in nsqd; the auth client logs it.
                 self.fail(
                     net,
                     conn,
