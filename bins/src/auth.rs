@@ -34,8 +34,9 @@ pub struct AuthClient {
 }
 
 impl AuthClient {
-    /// Starts the threads. `addresses` are `--auth-http-address` values (non-empty).
-    pub fn start(addresses: Vec<String>, timeouts: HttpTimeouts) -> AuthClient {
+    /// Starts the threads. `addresses` are `--auth-http-address` values (non-empty); `post`
+    /// is `--auth-http-request-method=post`.
+    pub fn start(addresses: Vec<String>, post: bool, timeouts: HttpTimeouts) -> AuthClient {
         let (jobs, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let endpoints: Arc<Vec<String>> = Arc::new(addresses.iter().map(|a| auth::endpoint(a)).collect());
@@ -44,7 +45,7 @@ impl AuthClient {
             let endpoints = Arc::clone(&endpoints);
             std::thread::Builder::new()
                 .name(format!("auth-{n}"))
-                .spawn(move || serve(&rx, &endpoints, timeouts))
+                .spawn(move || serve(&rx, &endpoints, post, timeouts))
                 .expect("spawn an auth thread");
         }
         AuthClient { jobs }
@@ -57,7 +58,7 @@ impl AuthClient {
     }
 }
 
-fn serve(rx: &Mutex<Receiver<Job>>, endpoints: &[String], timeouts: HttpTimeouts) {
+fn serve(rx: &Mutex<Receiver<Job>>, endpoints: &[String], post: bool, timeouts: HttpTimeouts) {
     loop {
         let job = {
             let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
@@ -66,7 +67,7 @@ fn serve(rx: &Mutex<Receiver<Job>>, endpoints: &[String], timeouts: HttpTimeouts
         let Ok(Job { request, reply_to }) = job else {
             return;
         };
-        let result = query_any(endpoints, &request, timeouts);
+        let result = query_any(endpoints, &request, post, timeouts);
         reply_to.send(ShardMsg::Auth(Box::new(AuthReply {
             conn: request.conn,
             ticket: request.ticket,
@@ -79,13 +80,14 @@ fn serve(rx: &Mutex<Receiver<Job>>, endpoints: &[String], timeouts: HttpTimeouts
 fn query_any(
     endpoints: &[String],
     request: &AuthRequest,
+    post: bool,
     timeouts: HttpTimeouts,
 ) -> Result<AuthState, String> {
     let start = random_index(endpoints.len());
     let mut last = String::from("no auth server configured");
     for i in 0..endpoints.len() {
         let endpoint = &endpoints[(start + i) % endpoints.len()];
-        match query(endpoint, request, timeouts) {
+        match query(endpoint, request, post, timeouts) {
             Ok(state) => return Ok(state),
             Err(e) => {
                 eprintln!("[nsqd] WARN: failed to auth against {endpoint} - {e}");
@@ -96,10 +98,20 @@ fn query_any(
     Err(last)
 }
 
-/// One GET of `<endpoint>?<query>`; any status but 200 is a failure.
-fn query(endpoint: &str, request: &AuthRequest, timeouts: HttpTimeouts) -> Result<AuthState, String> {
-    let path = format!("?{}", request.query_string());
-    let body = http_client::get_ok(endpoint, &path, timeouts, USER_AGENT, AUTH_RESPONSE_BYTES_MAX)?;
+/// One GET of `<endpoint>?<query>` (or POST of the JSON form); any status but 200 is a failure.
+fn query(
+    endpoint: &str,
+    request: &AuthRequest,
+    post: bool,
+    timeouts: HttpTimeouts,
+) -> Result<AuthState, String> {
+    let max = AUTH_RESPONSE_BYTES_MAX;
+    let body = if post {
+        http_client::post_json_ok(endpoint, "", &request.json_body(), timeouts, USER_AGENT, max)?
+    } else {
+        let path = format!("?{}", request.query_string());
+        http_client::get_ok(endpoint, &path, timeouts, USER_AGENT, max)?
+    };
     AuthState::parse(&body, Instant::now())
 }
 

@@ -44,6 +44,7 @@ pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeCo
         broadcast_address: c.broadcast_address.clone(),
         lookupd_tcp_addresses: c.lookupd_tcp_addresses.clone(),
         auth_http_addresses: c.auth_http_addresses.clone(),
+        auth_http_post: c.auth_http_request_method == "post",
         http_client_connect_timeout_ms: c.http_client_connect_timeout_ms.max(1) as u64,
         http_client_request_timeout_ms: c.http_client_request_timeout_ms.max(1) as u64,
         broadcast_tcp_port: c.broadcast_tcp_port,

@@ -46,6 +46,19 @@ pub fn get(
     user_agent: &str,
     max_bytes: usize,
 ) -> Result<(u16, Vec<u8>), String> {
+    request("GET", addr, path, None, timeouts, user_agent, max_bytes)
+}
+
+/// `method` with an optional JSON body; as `get` otherwise.
+fn request(
+    method: &str,
+    addr: &str,
+    path: &str,
+    json_body: Option<&[u8]>,
+    timeouts: HttpTimeouts,
+    user_agent: &str,
+    max_bytes: usize,
+) -> Result<(u16, Vec<u8>), String> {
     let (host_port, prefix) = split_address(addr)?;
     let deadline = Instant::now() + timeouts.request;
     let targets: Vec<SocketAddr> = host_port
@@ -64,10 +77,20 @@ pub fn get(
         }
     }
     let mut stream = stream.ok_or(last_err)?;
-    let request = format!(
-        "GET {prefix}{path} HTTP/1.1\r\nHost: {host_port}\r\nUser-Agent: {user_agent}\r\n\
-         Accept: application/vnd.nsq; version=1.0\r\nConnection: close\r\n\r\n"
-    );
+    let mut request = format!(
+        "{method} {prefix}{path} HTTP/1.1\r\nHost: {host_port}\r\nUser-Agent: {user_agent}\r\n\
+         Accept: application/vnd.nsq; version=1.0\r\nConnection: close\r\n"
+    )
+    .into_bytes();
+    if let Some(body) = json_body {
+        let head = format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        request.extend_from_slice(head.as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(json_body.unwrap_or_default());
     let remaining = || {
         deadline
             .saturating_duration_since(Instant::now())
@@ -75,7 +98,7 @@ pub fn get(
     };
     stream
         .set_write_timeout(Some(remaining()))
-        .and_then(|()| stream.write_all(request.as_bytes()))
+        .and_then(|()| stream.write_all(&request))
         .map_err(|e| format!("{addr}: {e}"))?;
     let mut raw = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
@@ -115,7 +138,24 @@ pub fn get_ok(
     user_agent: &str,
     max_bytes: usize,
 ) -> Result<Vec<u8>, String> {
-    let (status, body) = get(addr, path, timeouts, user_agent, max_bytes)?;
+    let answer = get(addr, path, timeouts, user_agent, max_bytes)?;
+    only_ok(addr, answer)
+}
+
+/// `POST` of a JSON body, with any status but 200 an error naming the status and body.
+pub fn post_json_ok(
+    addr: &str,
+    path: &str,
+    body: &[u8],
+    timeouts: HttpTimeouts,
+    user_agent: &str,
+    max_bytes: usize,
+) -> Result<Vec<u8>, String> {
+    let answer = request("POST", addr, path, Some(body), timeouts, user_agent, max_bytes)?;
+    only_ok(addr, answer)
+}
+
+fn only_ok(addr: &str, (status, body): (u16, Vec<u8>)) -> Result<Vec<u8>, String> {
     if status == 200 {
         Ok(body)
     } else {

@@ -80,6 +80,8 @@ pub struct NodeConfig {
     /// Auth servers (`--auth-http-address`); non-empty turns AUTH on (`options.auth_enabled`
     /// must agree).
     pub auth_http_addresses: Vec<String>,
+    /// `--auth-http-request-method=post`: the query is a JSON POST instead of a GET.
+    pub auth_http_post: bool,
     /// `--http-client-connect-timeout` / `--http-client-request-timeout`, for auth queries.
     pub http_client_connect_timeout_ms: u64,
     pub http_client_request_timeout_ms: u64,
@@ -114,6 +116,7 @@ impl NodeConfig {
             broadcast_address: "localhost".to_string(),
             lookupd_tcp_addresses: Vec::new(),
             auth_http_addresses: Vec::new(),
+            auth_http_post: false,
             http_client_connect_timeout_ms: 2_000,
             http_client_request_timeout_ms: 5_000,
             broadcast_tcp_port: 0,
@@ -179,6 +182,7 @@ impl Node {
             auth: (!config.auth_http_addresses.is_empty()).then(|| {
                 auth::AuthClient::start(
                     config.auth_http_addresses.clone(),
+                    config.auth_http_post,
                     http_client::HttpTimeouts {
                         connect: Duration::from_millis(config.http_client_connect_timeout_ms),
                         request: Duration::from_millis(config.http_client_request_timeout_ms),

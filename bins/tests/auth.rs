@@ -40,18 +40,29 @@ impl AuthServer {
                     let mut line = String::new();
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     reader.read_line(&mut line).unwrap();
+                    let mut body_len = 0;
                     loop {
                         let mut header = String::new();
                         if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
                             break;
                         }
+                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                            body_len = v.trim().parse().unwrap();
+                        }
                     }
-                    seen.lock().unwrap().push(line.trim_end().to_string());
-                    let secret = line
-                        .split(['?', '&', ' '])
-                        .find_map(|kv| kv.strip_prefix("secret="))
-                        .unwrap_or("")
-                        .to_string();
+                    let mut body = vec![0u8; body_len];
+                    std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+                    let body = String::from_utf8(body).unwrap();
+                    seen.lock().unwrap().push(format!("{}{body}", line.trim_end()));
+                    let secret = if body.is_empty() {
+                        line.split(['?', '&', ' '])
+                            .find_map(|kv| kv.strip_prefix("secret="))
+                            .unwrap_or("")
+                            .to_string()
+                    } else {
+                        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                        v["secret"][0].as_str().unwrap().to_string()
+                    };
                     let (status, body) = match secret.as_str() {
                         "good" => ("200 OK", GRANT.to_string()),
                         "hold" => {
@@ -82,12 +93,17 @@ impl AuthServer {
 }
 
 fn node(auth_addresses: Vec<String>) -> (Node, SocketAddr) {
+    node_with(auth_addresses, false)
+}
+
+fn node_with(auth_addresses: Vec<String>, post: bool) -> (Node, SocketAddr) {
     let mut config = NodeConfig::for_tests(Options {
         auth_enabled: true,
         ..Options::default()
     });
     config.shards = 1;
     config.auth_http_addresses = auth_addresses;
+    config.auth_http_post = post;
     let node = Node::start(config).expect("node starts");
     let addr = node.tcp_address();
     (node, addr)
@@ -204,4 +220,21 @@ fn an_auth_server_that_is_down_or_slow_stalls_nobody() {
 
 fn node_with_only(addr: SocketAddr) -> (Node, SocketAddr) {
     node(vec![addr.to_string()])
+}
+
+#[test]
+fn post_queries_send_the_parameters_as_json() {
+    let server = AuthServer::start();
+    let (node, addr) = node_with(vec![format!("http://{}/v2/auth", server.addr)], true);
+    let mut c = Client::connect(addr);
+    auth(&mut c, "good");
+    c.expect_response(
+        br#"{"identity":"alice","identity_url":"https://id.example/alice","permission_count":1}"#,
+    );
+    assert_eq!(
+        server.requests.lock().unwrap()[0],
+        r#"POST /v2/auth HTTP/1.1{"common_name":[""],"remote_ip":["127.0.0.1"],"secret":["good"],"tls":["false"]}"#
+    );
+    node.shutdown();
+    node.join().unwrap();
 }

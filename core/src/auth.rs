@@ -40,6 +40,30 @@ impl AuthRequest {
     }
 }
 
+impl AuthRequest {
+    /// The body of a `post` query (`--auth-http-request-method=post`): the same parameters as a
+    /// JSON object of one-element arrays, keys sorted (Go marshals `url.Values`).
+    pub fn json_body(&self) -> Vec<u8> {
+        let secret = String::from_utf8_lossy(&self.secret);
+        let fields = [
+            ("common_name", self.common_name.as_str()),
+            ("remote_ip", self.remote_ip.as_str()),
+            ("secret", &secret),
+            ("tls", if self.tls { "true" } else { "false" }),
+        ];
+        let mut out = Vec::with_capacity(96 + self.secret.len());
+        for (i, (key, value)) in fields.into_iter().enumerate() {
+            out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":[");
+            crate::protocol::write_go_json_string(&mut out, value);
+            out.push(b']');
+        }
+        out.push(b'}');
+        out
+    }
+}
+
 /// The URL an `--auth-http-address` names: a full URL as given, else `http://<addr>/auth`.
 pub fn endpoint(addr: &str) -> String {
     if addr.contains("://") {
@@ -216,6 +240,11 @@ mod tests {
         assert_eq!(
             r.query_string(),
             "common_name=&remote_ip=%3A%3A1&secret=a+b%26c%3Dd%2F%FF~&tls=false"
+        );
+        assert_eq!(
+            r.json_body(),
+            "{\"common_name\":[\"\"],\"remote_ip\":[\"::1\"],\"secret\":[\"a b\\u0026c=d/\u{fffd}~\"],\"tls\":[\"false\"]}"
+                .as_bytes()
         );
         assert_eq!(endpoint("127.0.0.1:4181"), "http://127.0.0.1:4181/auth");
         assert_eq!(

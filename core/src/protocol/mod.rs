@@ -20,6 +20,11 @@ pub use frame::{encode_error, encode_message_header, encode_response, FrameType,
 pub use identify::{identify_reply_json, Identify, IdentifyReply};
 pub use quote::go_quote;
 
+/// Appends `s` as Go's `json.Marshal` writes a string (HTML-safe escaping).
+pub(crate) fn write_go_json_string(out: &mut Vec<u8>, s: &str) {
+    gojson::write_string(out, s)
+}
+
 /// AUTH's success reply (spec §4.2): `{"identity":..,"identity_url":..,"permission_count":N}`,
 /// strings escaped as Go's `json.Marshal` does.
 pub fn auth_reply_json(identity: &str, identity_url: &str, permission_count: usize) -> Vec<u8> {
