@@ -61,14 +61,7 @@ pub struct SuiteArgs {
     /// Multiply every message count (smoke tests use a small fraction).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-    /// Run disk-mode scenarios against Squall too (it has no disk queue yet, so by default they
-    /// are reported as not supported).
-    #[arg(long)]
-    squall_disk_mode: bool,
 }
-
-/// Why Squall's disk-mode cells are empty.
-const NO_DISK_QUEUE: &str = "squalld has no disk queue yet";
 
 pub fn run(args: SuiteArgs) -> Result<()> {
     if args.reps == 0 || args.scale.is_nan() || args.scale <= 0.0 {
@@ -117,9 +110,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
     let mut results: Vec<ScenarioResult> = scenarios
         .iter()
         .map(|sc| {
-            let squall_status = if sc.mode == Mode::Disk && !args.squall_disk_mode {
-                Status::NotSupported(NO_DISK_QUEUE.into())
-            } else if sc.mode == Mode::Disk && external_squall {
+            let squall_status = if sc.mode == Mode::Disk && external_squall {
                 Status::NotSupported("a running broker's queue size is not ours to set".into())
             } else {
                 Status::NotRun

@@ -272,7 +272,7 @@ fn cell(runs: Option<&BrokerRuns>, key: &str) -> String {
     match runs {
         None => "(no --reference-nsqd)".into(),
         Some(r) => match &r.status {
-            Status::NotSupported(_) => "not supported yet".into(),
+            Status::NotSupported(why) => format!("not run: {why}"),
             Status::Failed => format!("failed: {}", r.errors.first().map(String::as_str).unwrap_or("?")),
             Status::NotRun => "not run".into(),
             Status::Ok => r.median.get(key).map_or("–".into(), |v| fmt_value(*v)),
@@ -347,8 +347,7 @@ pub fn markdown(r: &SuiteReport) -> String {
         "\n↑ higher is better, ↓ lower is better; ✓/✗ mark where Squall is better/worse by more \
          than 5 %. Broker CPU and peak RSS come from /proc/<pid>/stat and VmHWM of a fresh broker \
          process per run; client CPU cores = squall-bench's own CPU seconds / wall seconds. \
-         \"not supported yet\": squalld has no disk queue yet, so --mem-queue-size=0 runs are not \
-         faked.\n",
+         \"not run\": the suite could not set that broker's flags (a broker it did not start).\n",
     );
     s
 }
