@@ -8,7 +8,9 @@ use std::time::SystemTime;
 
 use bytes::Buf;
 use squall_core::broker::{Broker, Net, Origin, Response as BrokerResponse};
-use squall_rpc::httpd::{expects_continue, http_date, parse_request, HttpError, Limits, ReplyTo, Response};
+use squall_rpc::httpd::{
+    expects_continue, http_date, oversized_request, parse_request, HttpError, Limits, ReplyTo, Response,
+};
 use squall_rpc::nsqd::{self, Action, ApiContext, ApiRequest, Pending};
 
 use crate::lookup_loop::LookupLoop;
@@ -126,6 +128,23 @@ impl HttpFront {
                         state.continued = true;
                         net.write(conn, squall_rpc::httpd::CONTINUE_BYTES);
                         net.flush(conn);
+                    }
+                    return;
+                }
+                Err(HttpError::BodyTooLarge) => {
+                    // The body is never read: answer as nsqd's handler does from the declared
+                    // length, and close.
+                    let answer = oversized_request(input, &self.limits)
+                        .and_then(|r| squall_rpc::nsqd::oversized(&r.method, &r.path).map(|a| (r, a)));
+                    match answer {
+                        Some((req, resp)) => {
+                            let reply_to = ReplyTo {
+                                keep_alive: false,
+                                ..req.reply_to()
+                            };
+                            respond(net, conn, &reply_to, resp);
+                        }
+                        None => fail(net, conn, &HttpError::BodyTooLarge),
                     }
                     return;
                 }

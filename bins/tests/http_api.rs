@@ -186,6 +186,40 @@ fn publish_errors_match_nsqd() {
 }
 
 #[test]
+fn a_declared_body_over_the_limit_gets_nsqds_answer_without_being_read() {
+    let (_node, _tcp, http) = http_node(Options {
+        max_body_size: 1000,
+        ..Options::default()
+    });
+    for (method, target, status, body) in [
+        ("POST", "/pub?topic=t", 413, r#"{"message":"MSG_TOO_BIG"}"#),
+        (
+            "POST",
+            "/mpub?topic=bad:name",
+            413,
+            r#"{"message":"BODY_TOO_BIG"}"#,
+        ),
+        (
+            "PUT",
+            "/config/nsqlookupd_tcp_addresses",
+            413,
+            "413 Request Entity Too Large",
+        ),
+    ] {
+        let mut s = TcpStream::connect(http).unwrap();
+        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        // Only the head is sent: nothing waits for the 6 MB that it announces.
+        let head = format!("{method} {target} HTTP/1.1\r\nHost: t\r\nContent-Length: 6000000\r\n\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).expect("answered, then closed");
+        assert!(reply.starts_with(&format!("HTTP/1.1 {status} ")), "{reply}");
+        assert!(reply.contains("Connection: close\r\n"), "{reply}");
+        assert!(reply.ends_with(body), "{target}: {reply}");
+    }
+}
+
+#[test]
 fn topic_and_channel_admin() {
     let (_node, tcp, http) = http_node(Options::default());
     let mut h = Http::connect(http);

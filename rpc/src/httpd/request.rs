@@ -218,6 +218,16 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(Request, usi
     }
 }
 
+/// The head of a request refused with `HttpError::BodyTooLarge` (body empty), so a server can
+/// answer it as its handler would; `None` if the head itself is not readable.
+pub fn oversized_request(buf: &[u8], limits: &Limits) -> Option<Request> {
+    let relaxed = Limits {
+        body_bytes_max: usize::MAX,
+        ..*limits
+    };
+    parse_head(buf, &relaxed).ok().flatten().map(|head| head.request)
+}
+
 /// True when `buf` holds the whole head of an HTTP/1.1 request with `Expect: 100-continue`
 /// whose body has not fully arrived: the server should send `HTTP/1.1 100 Continue` (once),
 /// as Go's server does when a handler starts reading such a body.

@@ -122,6 +122,17 @@ fn router() -> Router<Route> {
     Router::new(routes)
 }
 
+/// nsqd's answer to a request whose body is over the server's limit, for the handlers that
+/// check the declared length before reading (`POST /pub`, `POST /mpub`); `None` for any other
+/// request (the server's plain 413 then).
+pub fn oversized(method: &str, path: &str) -> Option<Response> {
+    match (method, path) {
+        ("POST", "/pub") => Some(Response::nsq_v1_error(413, "MSG_TOO_BIG")),
+        ("POST", "/mpub") => Some(Response::nsq_v1_error(413, "BODY_TOO_BIG")),
+        _ => None,
+    }
+}
+
 /// Routes one request.
 pub fn handle(req: &ApiRequest<'_>, ctx: &mut ApiContext) -> Action {
     if let Some(opt) = req
