@@ -99,23 +99,23 @@ impl<D: Send + 'static> Broker<D> {
         let Some(factory) = self.durability.factory.as_ref() else {
             return;
         };
-        let (needs, name) = match q {
+        // Runs for every message put: decide before building the queue's name.
+        let name = match q {
             QueueRef::Topic(k) => {
                 let t = &self.topics[k];
-                (
-                    !t.ephemeral && t.queue.disk.backend.is_none() && t.queue.spills_next(cap),
-                    t.name.to_string(),
-                )
+                if t.ephemeral || t.queue.disk.backend.is_some() || !t.queue.spills_next(cap) {
+                    return;
+                }
+                t.name.to_string()
             }
             QueueRef::Channel(k) => {
                 let c = &self.channels[k];
-                let needs = !c.ephemeral && c.queue.disk.backend.is_none() && c.queue.spills_next(cap);
-                (needs, format!("{}:{}", self.topics[c.topic].name, c.name))
+                if c.ephemeral || c.queue.disk.backend.is_some() || !c.queue.spills_next(cap) {
+                    return;
+                }
+                format!("{}:{}", self.topics[c.topic].name, c.name)
             }
         };
-        if !needs {
-            return;
-        }
         let opened = factory.open(&name);
         if let Some(disk) = self.disk_of(q) {
             match opened {
