@@ -21,6 +21,7 @@ mod http_front;
 pub mod logging;
 pub mod lookup_loop;
 pub mod lookupd;
+mod memtrim;
 pub mod metadata;
 pub mod signals;
 pub mod statsd;
@@ -190,6 +191,7 @@ impl Node {
                 )
             }),
         };
+        memtrim::start();
         let mut listeners = vec![config.tcp_address];
         listeners.extend(config.http_address);
         let runtime = RuntimeConfig {

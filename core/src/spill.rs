@@ -10,6 +10,10 @@ use std::collections::VecDeque;
 use crate::backend::{decode_record, encode_record, Backend};
 use crate::message::Message;
 
+/// Slots a queue's memory side keeps when it runs empty; a bigger buffer, left by a backlog,
+/// is freed then.
+const MEMORY_KEEP_CAPACITY: usize = 4096;
+
 /// Where a put went.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Put {
@@ -123,6 +127,10 @@ impl<T> SpillQueue<T> {
     /// The oldest message: memory first (it is always older), then the backend.
     pub fn pop(&mut self, from_msg: impl Fn(Message) -> T) -> Option<T> {
         if let Some(item) = self.memory.pop_front() {
+            if self.memory.is_empty() && self.memory.capacity() > MEMORY_KEEP_CAPACITY {
+                // A drained backlog gives its room back (once per backlog, not per message).
+                self.memory = VecDeque::new();
+            }
             return Some(item);
         }
         let b = self.disk.backend.as_mut()?;
@@ -142,5 +150,48 @@ impl<T> SpillQueue<T> {
             Some(b) => b.empty(),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(n: u64) -> Message {
+        Message {
+            id: crate::message::MessageId::from_u64(n),
+            timestamp_ns: 0,
+            attempts: 1,
+            body: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn a_drained_backlog_gives_its_memory_back() {
+        let mut q: SpillQueue<Message> = SpillQueue::default();
+        let mut scratch = Vec::new();
+        for n in 0..50_000 {
+            assert_eq!(q.put(msg(n), 100_000, false, |m| m, &mut scratch), Put::Memory);
+        }
+        assert!(q.memory.capacity() >= 50_000);
+        for n in 0..50_000 {
+            assert_eq!(
+                q.pop(|m| m).map(|m| m.id),
+                Some(crate::message::MessageId::from_u64(n))
+            );
+        }
+        assert!(q.is_empty());
+        assert!(
+            q.memory.capacity() <= MEMORY_KEEP_CAPACITY,
+            "{}",
+            q.memory.capacity()
+        );
+        // A small queue keeps its buffer through empty and refill.
+        for n in 0..100 {
+            q.put(msg(n), 100_000, false, |m| m, &mut scratch);
+        }
+        let small = q.memory.capacity();
+        while q.pop(|m| m).is_some() {}
+        assert_eq!(q.memory.capacity(), small);
     }
 }
