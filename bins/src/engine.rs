@@ -13,14 +13,12 @@ use squall_core::stats::ShardRuntime;
 use squall_rpc::nsqd::ApiContext;
 use squall_uring_net::{ConnId, Detached, Engine, Io, ShardId};
 
+use crate::grpc_front::{GrpcFront, GRPC_ORIGIN_CONN, GRPC_TIMER_TOKEN};
 use crate::http_front::HttpFront;
 use crate::lookup_loop::LookupLoop;
 use crate::metadata::MetadataWriter;
 
 type Msg = ShardMsg<Detached>;
-
-/// The HTTP listener's number (the NSQ TCP listener is 0), as `Node::start` gives them.
-pub const LISTENER_HTTP: usize = 1;
 
 /// What every shard's engine shares.
 #[derive(Clone)]
@@ -32,13 +30,19 @@ pub struct Shared {
     pub backends: Option<crate::backends::FactoryMaker>,
     /// Registration with nsqlookupd: shards report their topics and channels to it.
     pub lookup: Option<LookupLoop>,
+    /// Listener numbers (the NSQ TCP listener is 0), as `Node::start` opened them.
+    pub listener_http: Option<usize>,
+    pub listener_grpc: Option<usize>,
+    /// The node's start, in nanoseconds since the Unix epoch (gRPC `Stats`).
+    pub start_time_ns: i64,
 }
 
-/// One shard's NSQ broker and HTTP front, driven by the uring-net runtime.
+/// One shard's NSQ broker and its HTTP and gRPC fronts, driven by the uring-net runtime.
 pub struct NsqEngine {
     shard: ShardId,
     broker: Broker<Detached>,
     http: HttpFront,
+    grpc: GrpcFront,
     shared: Shared,
 }
 
@@ -50,10 +54,12 @@ impl NsqEngine {
         }
         let mut http = HttpFront::new(shared.api.clone(), shared.options.max_body_size.max(0) as usize);
         http.set_lookup(shared.lookup.clone());
+        let grpc = GrpcFront::new(&shared.options, shared.start_time_ns);
         NsqEngine {
             shard,
             broker,
             http,
+            grpc,
             shared,
         }
     }
@@ -61,13 +67,24 @@ impl NsqEngine {
     fn with<R>(
         &mut self,
         io: &mut Io<Msg>,
-        f: impl FnOnce(&mut Broker<Detached>, &mut HttpFront, &mut IoNet<'_>) -> R,
+        f: impl FnOnce(&mut Broker<Detached>, &mut HttpFront, &mut GrpcFront, &mut IoNet<'_>) -> R,
     ) -> R {
         let mut net = IoNet { io };
-        let r = f(&mut self.broker, &mut self.http, &mut net);
-        if self.broker.has_responses() {
-            let responses = self.broker.take_responses();
-            self.http.on_responses(&mut self.broker, &mut net, responses);
+        let r = f(&mut self.broker, &mut self.http, &mut self.grpc, &mut net);
+        // Answering may submit more (the next pipelined HTTP request, a call's next step);
+        // requests this shard owns are answered at once, so go round until none are left.
+        while self.broker.has_responses() {
+            let (grpc, http): (Vec<_>, Vec<_>) = self
+                .broker
+                .take_responses()
+                .into_iter()
+                .partition(|(origin, _)| origin.conn == GRPC_ORIGIN_CONN);
+            if !http.is_empty() {
+                self.http.on_responses(&mut self.broker, &mut net, http);
+            }
+            if !grpc.is_empty() {
+                self.grpc.on_responses(&mut self.broker, &mut net, grpc);
+            }
         }
         r
     }
@@ -158,49 +175,69 @@ impl Engine for NsqEngine {
         self.broker.preload(&preload);
     }
     fn on_accept(&mut self, io: &mut Io<Msg>, c: ConnId, listener: usize, peer: Option<SocketAddr>) {
-        if listener == LISTENER_HTTP {
-            self.http.on_accept(c.to_u64());
+        let c = c.to_u64();
+        if Some(listener) == self.shared.listener_http {
+            self.http.on_accept(c);
             return;
         }
-        self.with(io, |b, _, n| b.on_accept(n, c.to_u64(), peer))
+        if Some(listener) == self.shared.listener_grpc {
+            return self.with(io, |b, _, g, n| g.on_accept(b, n, c));
+        }
+        self.with(io, |b, _, _, n| b.on_accept(n, c, peer))
     }
     fn on_input(&mut self, io: &mut Io<Msg>, c: ConnId) {
         let c = c.to_u64();
-        self.with(io, |b, h, n| {
+        self.with(io, |b, h, g, n| {
             if h.owns(c) {
                 h.on_input(b, n, c)
+            } else if g.owns(c) {
+                g.on_input(b, n)
             } else {
                 b.on_input(n, c)
             }
         })
     }
     fn on_drained(&mut self, io: &mut Io<Msg>, c: ConnId) {
-        self.with(io, |b, _, n| b.on_drained(n, c.to_u64()))
+        let c = c.to_u64();
+        self.with(io, |b, _, g, n| {
+            if g.owns(c) {
+                g.on_drained(b, n, c)
+            } else {
+                b.on_drained(n, c)
+            }
+        })
     }
     fn on_closed(&mut self, io: &mut Io<Msg>, c: ConnId) {
         let c = c.to_u64();
-        self.with(io, |b, h, n| {
+        self.with(io, |b, h, g, n| {
             if h.owns(c) {
                 h.on_closed(c)
+            } else if g.owns(c) {
+                g.on_closed(b, n, c)
             } else {
                 b.on_closed(n, c)
             }
         })
     }
     fn on_detached(&mut self, io: &mut Io<Msg>, c: ConnId, detached: Detached) {
-        self.with(io, |b, _, n| b.on_detached(n, c.to_u64(), detached))
+        self.with(io, |b, _, _, n| b.on_detached(n, c.to_u64(), detached))
     }
     fn on_message(&mut self, io: &mut Io<Msg>, from: ShardId, msg: Msg) {
-        self.with(io, |b, _, n| b.on_message(n, from, msg))
+        self.with(io, |b, _, _, n| b.on_message(n, from, msg))
     }
     fn on_timer(&mut self, io: &mut Io<Msg>, token: u64) {
-        self.with(io, |b, _, n| b.on_timer(n, token))
+        if token == GRPC_TIMER_TOKEN {
+            return self.with(io, |b, _, g, n| g.on_timer(b, n));
+        }
+        self.with(io, |b, _, _, n| b.on_timer(n, token))
     }
     fn on_fsync(&mut self, io: &mut Io<Msg>, token: u64, result: std::io::Result<()>) {
-        self.with(io, |b, _, _| b.on_fsync(token, result.map_err(|e| e.to_string())))
+        self.with(io, |b, _, _, _| {
+            b.on_fsync(token, result.map_err(|e| e.to_string()))
+        })
     }
     fn on_turn_end(&mut self, io: &mut Io<Msg>) {
-        self.with(io, |b, _, n| b.on_turn_end(n));
+        self.with(io, |b, _, _, n| b.on_turn_end(n));
         let r = io.runtime_stats();
         self.broker.set_runtime_stats(ShardRuntime {
             shard: self.shard,
@@ -222,8 +259,9 @@ impl Engine for NsqEngine {
         }
     }
     fn on_shutdown(&mut self, io: &mut Io<Msg>) {
-        self.with(io, |b, h, n| {
+        self.with(io, |b, h, g, n| {
             h.close_idle(n);
+            g.on_shutdown(b, n);
             b.on_shutdown(n)
         })
     }

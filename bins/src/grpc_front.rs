@@ -1,0 +1,194 @@
+//! gRPC on the shard loop: h2 connections from `squall_rpc::grpc` run as tasks on this shard's
+//! local executor; this front moves bytes between the runtime and their in-memory transports,
+//! submits the calls' broker requests with `Broker::submit` (as the HTTP front does) and wakes
+//! calls when answers or deadlines arrive. Every event ends with `pump`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use futures::executor::{LocalPool, LocalSpawner};
+use futures::task::LocalSpawnExt;
+use squall_core::broker::{Broker, Net, Origin, Response as BrokerResponse};
+use squall_core::options::Options;
+use squall_rpc::grpc::health::Health;
+use squall_rpc::grpc::local::{Bridge, Timers};
+use squall_rpc::grpc::server::{serve_connection, Ctx, Limits};
+use squall_rpc::grpc::transport::Pipe;
+
+/// Timer token of the front's one deadline timer (broker tokens use kinds 1-5 in the top bits).
+pub const GRPC_TIMER_TOKEN: u64 = 0xf << 60;
+/// The `Origin::conn` of broker requests made by gRPC calls; no runtime connection has it.
+pub const GRPC_ORIGIN_CONN: u64 = u64::MAX;
+/// Rounds of "feed input, run tasks, submit requests" per event before yielding to the loop.
+const PUMP_ROUNDS_MAX: usize = 64;
+
+pub struct GrpcFront {
+    pool: LocalPool,
+    spawner: LocalSpawner,
+    ctx: Rc<Ctx>,
+    conns: HashMap<u64, Pipe>,
+    /// When the runtime timer is armed for, if it is.
+    armed: Option<Instant>,
+}
+
+impl GrpcFront {
+    pub fn new(options: &Options, start_time_ns: i64) -> GrpcFront {
+        let pool = LocalPool::new();
+        let spawner = pool.spawner();
+        let ctx = Rc::new(Ctx {
+            bridge: Rc::new(RefCell::new(Bridge::default())),
+            timers: Rc::new(RefCell::new(Timers::default())),
+            health: Rc::new(RefCell::new(Health::default())),
+            limits: Limits::from_options(options),
+            start_time_ns,
+        });
+        GrpcFront {
+            pool,
+            spawner,
+            ctx,
+            conns: HashMap::new(),
+            armed: None,
+        }
+    }
+
+    pub fn owns(&self, conn: u64) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
+    pub fn on_accept<D: Send + 'static, N: Net<Detached = D>>(
+        &mut self,
+        broker: &mut Broker<D>,
+        net: &mut N,
+        conn: u64,
+    ) {
+        let pipe = Pipe::new();
+        if self.ctx.health.borrow().is_draining() {
+            pipe.start_drain();
+        }
+        let task = serve_connection(pipe.clone(), self.ctx.clone(), self.spawner.clone());
+        if self.spawner.spawn_local(task).is_err() {
+            net.close(conn);
+            return;
+        }
+        self.conns.insert(conn, pipe);
+        self.pump(broker, net);
+    }
+
+    pub fn on_input<D: Send + 'static, N: Net<Detached = D>>(&mut self, broker: &mut Broker<D>, net: &mut N) {
+        self.pump(broker, net);
+    }
+
+    pub fn on_drained<D: Send + 'static, N: Net<Detached = D>>(
+        &mut self,
+        broker: &mut Broker<D>,
+        net: &mut N,
+        conn: u64,
+    ) {
+        if let Some(pipe) = self.conns.get(&conn) {
+            pipe.set_kernel_pending(net.pending_output(conn));
+        }
+        self.pump(broker, net);
+    }
+
+    pub fn on_closed<D: Send + 'static, N: Net<Detached = D>>(
+        &mut self,
+        broker: &mut Broker<D>,
+        net: &mut N,
+        conn: u64,
+    ) {
+        if let Some(pipe) = self.conns.remove(&conn) {
+            pipe.set_eof();
+        }
+        self.pump(broker, net);
+    }
+
+    pub fn on_timer<D: Send + 'static, N: Net<Detached = D>>(&mut self, broker: &mut Broker<D>, net: &mut N) {
+        self.armed = None;
+        self.ctx.timers.borrow_mut().fire(Instant::now());
+        self.pump(broker, net);
+    }
+
+    /// Answers for calls' broker requests.
+    pub fn on_responses<D: Send + 'static, N: Net<Detached = D>>(
+        &mut self,
+        broker: &mut Broker<D>,
+        net: &mut N,
+        responses: Vec<(Origin, BrokerResponse)>,
+    ) {
+        {
+            let mut bridge = self.ctx.bridge.borrow_mut();
+            for (origin, resp) in responses {
+                bridge.complete(origin.seq, resp);
+            }
+        }
+        self.pump(broker, net);
+    }
+
+    /// Shutdown: health turns NOT_SERVING and every connection gets GOAWAY; calls in progress
+    /// may finish until the runtime's drain timeout.
+    pub fn on_shutdown<D: Send + 'static, N: Net<Detached = D>>(
+        &mut self,
+        broker: &mut Broker<D>,
+        net: &mut N,
+    ) {
+        self.ctx.health.borrow_mut().set_draining();
+        for pipe in self.conns.values() {
+            pipe.start_drain();
+        }
+        self.pump(broker, net);
+    }
+
+    /// Runs the tasks until none can move: feeds them input, submits their broker requests,
+    /// hands their output to the runtime, closes the connections whose task ended.
+    fn pump<D: Send + 'static, N: Net<Detached = D>>(&mut self, broker: &mut Broker<D>, net: &mut N) {
+        for round in 0.. {
+            let mut moved = false;
+            for (&conn, pipe) in &self.conns {
+                if let Some(input) = net.input(conn) {
+                    moved |= pipe.feed(input);
+                }
+            }
+            self.pool.run_until_stalled();
+            let queued = self.ctx.bridge.borrow_mut().take_queued();
+            moved |= !queued.is_empty();
+            for (seq, req) in queued {
+                let origin = Origin {
+                    conn: GRPC_ORIGIN_CONN,
+                    seq,
+                };
+                broker.submit(net, origin, req);
+            }
+            for (&conn, pipe) in &self.conns {
+                if let Some(out) = pipe.take_output() {
+                    net.write_bytes(conn, out);
+                    net.flush(conn);
+                    moved = true;
+                }
+                pipe.set_kernel_pending(net.pending_output(conn));
+            }
+            if !moved {
+                break;
+            }
+            if round == PUMP_ROUNDS_MAX {
+                net.poll_soon();
+                break;
+            }
+        }
+        self.conns.retain(|&conn, pipe| {
+            if pipe.is_finished() {
+                net.close(conn);
+                return false;
+            }
+            true
+        });
+        let due = self.ctx.timers.borrow_mut().next_due();
+        if let Some(due) = due {
+            if self.armed.is_none_or(|at| due < at) {
+                self.armed = Some(due);
+                net.timer_at(due, GRPC_TIMER_TOKEN);
+            }
+        }
+    }
+}
