@@ -194,7 +194,8 @@ impl<D: Send + 'static> Broker<D> {
                 Ok(())
             }
             AdminOp::CreateChannel(t, c) => {
-                let tkey = self.topic_key(&t)?;
+                // nsqd creates the topic too (`GetTopic` then `GetChannel`).
+                let tkey = self.topic_key_or_create(t);
                 self.channel_key_or_create(tkey, c);
                 Ok(())
             }

@@ -197,10 +197,33 @@ async fn serve_call(req: Request<RecvStream>, respond: SendResponse<Bytes>, ctx:
         None => {
             call.finish(&Status::new(Code::DeadlineExceeded, "deadline exceeded"));
             if !call.recv_done() {
+                // h2 drops a stream's unwritten frames when it is reset: let the connection
+                // task write the status first.
+                for _ in 0..DEADLINE_YIELDS {
+                    yield_now().await;
+                }
                 call.cancel();
             }
         }
     }
+}
+
+/// Executor turns a call whose deadline passed waits before its RST_STREAM: the connection
+/// task runs in between and writes the trailers already queued.
+const DEADLINE_YIELDS: usize = 2;
+
+/// Lets every other ready task run once.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn handle(method: Route, call: &mut Call, ctx: &Rc<Ctx>) -> Status {
