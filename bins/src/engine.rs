@@ -14,11 +14,10 @@ use squall_rpc::nsqd::ApiContext;
 use squall_uring_net::{ConnId, Detached, Engine, Io, ShardId};
 
 use crate::grpc_front::{GrpcFront, GRPC_ORIGIN_CONN, GRPC_TIMER_TOKEN};
+use crate::grpc_subs::{Msg, Subs, Work};
 use crate::http_front::HttpFront;
 use crate::lookup_loop::LookupLoop;
 use crate::metadata::MetadataWriter;
-
-type Msg = ShardMsg<Detached>;
 
 /// What every shard's engine shares.
 #[derive(Clone)]
@@ -43,6 +42,8 @@ pub struct NsqEngine {
     broker: Broker<Detached>,
     http: HttpFront,
     grpc: GrpcFront,
+    /// gRPC subscriptions: consumers this shard owns, and its streams' traffic to their owners.
+    subs: Subs,
     shared: Shared,
 }
 
@@ -60,6 +61,7 @@ impl NsqEngine {
             broker,
             http,
             grpc,
+            subs: Subs::new(shard, shards),
             shared,
         }
     }
@@ -69,24 +71,69 @@ impl NsqEngine {
         io: &mut Io<Msg>,
         f: impl FnOnce(&mut Broker<Detached>, &mut HttpFront, &mut GrpcFront, &mut IoNet<'_>) -> R,
     ) -> R {
-        let mut net = IoNet { io };
+        let mut net = IoNet {
+            io,
+            subs: &mut self.subs,
+        };
         let r = f(&mut self.broker, &mut self.http, &mut self.grpc, &mut net);
+        settle(&mut self.broker, &mut self.http, &mut self.grpc, &mut net);
+        r
+    }
+
+    /// Ships gRPC subscriptions' output (once per turn, batched per shard): local streams run
+    /// at once, other shards get one mailbox message each.
+    fn ship_subscriptions(&mut self, io: &mut Io<Msg>) {
+        let hub = self.grpc.hub();
+        for _ in 0..SHIP_ROUNDS_MAX {
+            if !self.subs.ship(&mut hub.borrow_mut()) {
+                break;
+            }
+            // Streams take their deliveries; their settles reach the broker at once.
+            self.with(io, |b, _, g, n| g.run(b, n));
+            // What the broker did since its turn end (dispatch after FIN) wants a turn.
+            io.poll_soon();
+        }
+        self.subs.send_batches(io);
+    }
+}
+
+/// Rounds of "ship output, run streams" per turn end (a settle may free a delivery at once).
+const SHIP_ROUNDS_MAX: usize = 4;
+
+/// Everything the broker owes after a callback: answers to front-end requests (which may
+/// submit more), and calls for virtual connections.
+fn settle(broker: &mut Broker<Detached>, http: &mut HttpFront, grpc: &mut GrpcFront, net: &mut IoNet<'_>) {
+    loop {
+        let mut busy = false;
         // Answering may submit more (the next pipelined HTTP request, a call's next step);
         // requests this shard owns are answered at once, so go round until none are left.
-        while self.broker.has_responses() {
-            let (grpc, http): (Vec<_>, Vec<_>) = self
-                .broker
+        while broker.has_responses() {
+            busy = true;
+            let (to_grpc, to_http): (Vec<_>, Vec<_>) = broker
                 .take_responses()
                 .into_iter()
                 .partition(|(origin, _)| origin.conn == GRPC_ORIGIN_CONN);
-            if !http.is_empty() {
-                self.http.on_responses(&mut self.broker, &mut net, http);
+            if !to_http.is_empty() {
+                http.on_responses(broker, net, to_http);
             }
-            if !grpc.is_empty() {
-                self.grpc.on_responses(&mut self.broker, &mut net, grpc);
+            if !to_grpc.is_empty() {
+                grpc.on_responses(broker, net, to_grpc);
             }
         }
-        r
+        for work in net.subs.take_work() {
+            busy = true;
+            match work {
+                Work::Accept(c) => broker.on_accept(net, c, None),
+                Work::Read(c) => broker.on_input(net, c),
+                Work::Closed(c) => {
+                    broker.on_closed(net, c);
+                    net.subs.release(c);
+                }
+            }
+        }
+        if !busy {
+            break;
+        }
     }
 }
 
@@ -105,6 +152,8 @@ impl Drop for NsqEngine {
 /// `core`'s view of the runtime.
 pub struct IoNet<'a> {
     io: &'a mut Io<Msg>,
+    /// Virtual connections (gRPC subscriptions) take the connection calls for their handles.
+    pub(crate) subs: &'a mut Subs,
 }
 
 fn conn(c: u64) -> ConnId {
@@ -124,37 +173,70 @@ impl Net for IoNet<'_> {
         self.io.now()
     }
     fn input(&mut self, c: u64) -> Option<&mut BytesMut> {
+        if Subs::is_virtual(c) {
+            return self.subs.input(c);
+        }
         self.io.input(conn(c))
     }
     fn write(&mut self, c: u64, bytes: &[u8]) {
+        if Subs::is_virtual(c) {
+            return self.subs.write(c, bytes);
+        }
         self.io.write(conn(c), bytes)
     }
     fn write_bytes(&mut self, c: u64, bytes: Bytes) {
+        if Subs::is_virtual(c) {
+            return self.subs.write_bytes(c, bytes);
+        }
         self.io.write_bytes(conn(c), bytes)
     }
     fn flush(&mut self, c: u64) {
+        if Subs::is_virtual(c) {
+            return self.subs.flush(c);
+        }
         self.io.flush(conn(c))
     }
     fn pending_output(&self, c: u64) -> usize {
+        if Subs::is_virtual(c) {
+            return self.subs.pending_output(c);
+        }
         self.io.pending_output(conn(c))
     }
     fn close(&mut self, c: u64) {
+        if Subs::is_virtual(c) {
+            return self.subs.close(c);
+        }
         self.io.close(conn(c))
     }
     fn pause_reading(&mut self, c: u64) {
+        if Subs::is_virtual(c) {
+            return; // the broker reads a virtual input only when told to
+        }
         self.io.pause_reading(conn(c))
     }
     fn resume_reading(&mut self, c: u64) {
+        if Subs::is_virtual(c) {
+            return self.subs.resume_reading(c);
+        }
         self.io.resume_reading(conn(c))
     }
     fn detach(&mut self, c: u64) {
+        if Subs::is_virtual(c) {
+            // A virtual consumer is made on its topic's shard and never migrates.
+            debug_assert!(false, "virtual connection {c:#x} asked to detach");
+            return self.subs.close(c);
+        }
         self.io.detach(conn(c))
     }
     fn attach(&mut self, detached: Detached) -> u64 {
         self.io.attach(detached).to_u64()
     }
-    fn send(&mut self, to: usize, msg: Msg) -> Result<(), Msg> {
-        self.io.send(to, msg)
+    fn send(&mut self, to: usize, msg: ShardMsg<Detached>) -> Result<(), ShardMsg<Detached>> {
+        match self.io.send(to, Msg::Broker(msg)) {
+            Ok(()) => Ok(()),
+            Err(Msg::Broker(msg)) => Err(msg),
+            Err(Msg::Subs(_)) => unreachable!("the lane gives back what was sent"),
+        }
     }
     fn timer_at(&mut self, at: Instant, token: u64) {
         self.io.timer_at(at, token)
@@ -223,7 +305,16 @@ impl Engine for NsqEngine {
         self.with(io, |b, _, _, n| b.on_detached(n, c.to_u64(), detached))
     }
     fn on_message(&mut self, io: &mut Io<Msg>, from: ShardId, msg: Msg) {
-        self.with(io, |b, _, _, n| b.on_message(n, from, msg))
+        match msg {
+            Msg::Broker(msg) => self.with(io, |b, _, _, n| b.on_message(n, from, msg)),
+            Msg::Subs(events) => {
+                let hub = self.grpc.hub();
+                for event in events {
+                    self.subs.apply(from, event, &mut hub.borrow_mut());
+                }
+                self.with(io, |b, _, g, n| g.run(b, n))
+            }
+        }
     }
     fn on_timer(&mut self, io: &mut Io<Msg>, token: u64) {
         if token == GRPC_TIMER_TOKEN {
@@ -238,6 +329,7 @@ impl Engine for NsqEngine {
     }
     fn on_turn_end(&mut self, io: &mut Io<Msg>) {
         self.with(io, |b, _, _, n| b.on_turn_end(n));
+        self.ship_subscriptions(io);
         let r = io.runtime_stats();
         self.broker.set_runtime_stats(ShardRuntime {
             shard: self.shard,

@@ -10,12 +10,16 @@ use std::time::Instant;
 
 use futures::executor::{LocalPool, LocalSpawner};
 use futures::task::LocalSpawnExt;
+
+use crate::engine::IoNet;
 use squall_core::broker::{Broker, Net, Origin, Response as BrokerResponse};
 use squall_core::options::Options;
 use squall_rpc::grpc::health::Health;
 use squall_rpc::grpc::local::{Bridge, Timers};
 use squall_rpc::grpc::server::{serve_connection, Ctx, Limits};
+use squall_rpc::grpc::subscribe::SubHub;
 use squall_rpc::grpc::transport::Pipe;
+use squall_uring_net::Detached;
 
 /// Timer token of the front's one deadline timer (broker tokens use kinds 1-5 in the top bits).
 pub const GRPC_TIMER_TOKEN: u64 = 0xf << 60;
@@ -41,6 +45,7 @@ impl GrpcFront {
             bridge: Rc::new(RefCell::new(Bridge::default())),
             timers: Rc::new(RefCell::new(Timers::default())),
             health: Rc::new(RefCell::new(Health::default())),
+            subs: Rc::new(RefCell::new(SubHub::default())),
             limits: Limits::from_options(options),
             start_time_ns,
         });
@@ -53,16 +58,21 @@ impl GrpcFront {
         }
     }
 
+    /// The subscriptions whose streams this shard serves.
+    pub fn hub(&self) -> Rc<RefCell<SubHub>> {
+        self.ctx.subs.clone()
+    }
+
+    /// Runs the calls after something outside them changed (subscription output arrived).
+    pub fn run(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
+        self.pump(broker, net);
+    }
+
     pub fn owns(&self, conn: u64) -> bool {
         self.conns.contains_key(&conn)
     }
 
-    pub fn on_accept<D: Send + 'static, N: Net<Detached = D>>(
-        &mut self,
-        broker: &mut Broker<D>,
-        net: &mut N,
-        conn: u64,
-    ) {
+    pub fn on_accept(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>, conn: u64) {
         let pipe = Pipe::new();
         if self.ctx.health.borrow().is_draining() {
             pipe.start_drain();
@@ -76,45 +86,35 @@ impl GrpcFront {
         self.pump(broker, net);
     }
 
-    pub fn on_input<D: Send + 'static, N: Net<Detached = D>>(&mut self, broker: &mut Broker<D>, net: &mut N) {
+    pub fn on_input(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
         self.pump(broker, net);
     }
 
-    pub fn on_drained<D: Send + 'static, N: Net<Detached = D>>(
-        &mut self,
-        broker: &mut Broker<D>,
-        net: &mut N,
-        conn: u64,
-    ) {
+    pub fn on_drained(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>, conn: u64) {
         if let Some(pipe) = self.conns.get(&conn) {
             pipe.set_kernel_pending(net.pending_output(conn));
         }
         self.pump(broker, net);
     }
 
-    pub fn on_closed<D: Send + 'static, N: Net<Detached = D>>(
-        &mut self,
-        broker: &mut Broker<D>,
-        net: &mut N,
-        conn: u64,
-    ) {
+    pub fn on_closed(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>, conn: u64) {
         if let Some(pipe) = self.conns.remove(&conn) {
             pipe.set_eof();
         }
         self.pump(broker, net);
     }
 
-    pub fn on_timer<D: Send + 'static, N: Net<Detached = D>>(&mut self, broker: &mut Broker<D>, net: &mut N) {
+    pub fn on_timer(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
         self.armed = None;
         self.ctx.timers.borrow_mut().fire(Instant::now());
         self.pump(broker, net);
     }
 
     /// Answers for calls' broker requests.
-    pub fn on_responses<D: Send + 'static, N: Net<Detached = D>>(
+    pub fn on_responses(
         &mut self,
-        broker: &mut Broker<D>,
-        net: &mut N,
+        broker: &mut Broker<Detached>,
+        net: &mut IoNet<'_>,
         responses: Vec<(Origin, BrokerResponse)>,
     ) {
         {
@@ -128,11 +128,7 @@ impl GrpcFront {
 
     /// Shutdown: health turns NOT_SERVING and every connection gets GOAWAY; calls in progress
     /// may finish until the runtime's drain timeout.
-    pub fn on_shutdown<D: Send + 'static, N: Net<Detached = D>>(
-        &mut self,
-        broker: &mut Broker<D>,
-        net: &mut N,
-    ) {
+    pub fn on_shutdown(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
         self.ctx.health.borrow_mut().set_draining();
         for pipe in self.conns.values() {
             pipe.start_drain();
@@ -142,7 +138,7 @@ impl GrpcFront {
 
     /// Runs the tasks until none can move: feeds them input, submits their broker requests,
     /// hands their output to the runtime, closes the connections whose task ended.
-    fn pump<D: Send + 'static, N: Net<Detached = D>>(&mut self, broker: &mut Broker<D>, net: &mut N) {
+    fn pump(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
         for round in 0.. {
             let mut moved = false;
             for (&conn, pipe) in &self.conns {
@@ -160,6 +156,8 @@ impl GrpcFront {
                 };
                 broker.submit(net, origin, req);
             }
+            // Subscribe streams' commands go to their owner shards.
+            net.subs.route_stream_changes(&mut self.ctx.subs.borrow_mut());
             for (&conn, pipe) in &self.conns {
                 if let Some(out) = pipe.take_output() {
                     net.write_bytes(conn, out);

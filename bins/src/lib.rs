@@ -16,6 +16,7 @@ pub mod config;
 pub mod daemon;
 mod engine;
 mod grpc_front;
+mod grpc_subs;
 mod http_front;
 pub mod logging;
 pub mod lookup_loop;

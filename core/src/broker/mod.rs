@@ -121,8 +121,17 @@ pub struct Broker<D> {
     runtime: crate::stats::ShardRuntime,
 }
 
+/// Marks a connection handle that no socket carries: a consumer whose deliveries and commands
+/// travel through another front end (a gRPC subscription served on this, its topic's, shard).
+/// The runtime's connection indexes stay far below it; the front end that makes such handles
+/// routes the `Net` calls for them.
+pub const VIRTUAL_CONN_BIT: u64 = 1 << 31;
+
+/// The session slot of a connection: runtime and virtual connections take turns, so both kinds
+/// stay dense.
 fn conn_index(conn: u64) -> usize {
-    (conn & 0xffff_ffff) as usize
+    let index = conn & 0x7fff_ffff;
+    (2 * index + u64::from(conn & VIRTUAL_CONN_BIT != 0)) as usize
 }
 
 impl<D: Send + 'static> Broker<D> {

@@ -15,7 +15,7 @@
 //! - `local`: per-shard timers (deadlines) and the broker request bridge.
 //! - `call`: one call on one stream: read requests, send responses, trailers.
 //! - `server`: h2 connection driver, limits, the `:path` dispatcher, deadlines.
-//! - `publish`, `admin`, `health`, `reflection`: the services.
+//! - `publish`, `subscribe`, `admin`, `health`, `reflection`: the services.
 //!
 //! Invariants: a call's memory is bounded by one message in each direction (responses wait
 //! for flow-control room); a connection's by `transport`'s caps and h2's windows and stream
@@ -31,5 +31,6 @@ pub mod publish;
 pub mod reflection;
 pub mod server;
 pub mod status;
+pub mod subscribe;
 pub mod timeout;
 pub mod transport;

@@ -20,8 +20,9 @@ use super::call::{refuse, refuse_grpc, Call};
 use super::health::Health;
 use super::local::{sleep_until, Bridge, Timers};
 use super::status::{Code, Status};
+use super::subscribe::SubHub;
 use super::transport::Pipe;
-use super::{admin, health, publish, reflection};
+use super::{admin, health, publish, reflection, subscribe};
 
 /// Streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
 pub const STREAMS_PER_CONNECTION_MAX: u32 = 1024;
@@ -47,6 +48,7 @@ pub struct Ctx {
     pub bridge: Rc<RefCell<Bridge>>,
     pub timers: Rc<RefCell<Timers>>,
     pub health: Rc<RefCell<Health>>,
+    pub subs: Rc<RefCell<SubHub>>,
     pub limits: Limits,
     pub start_time_ns: i64,
 }
@@ -121,6 +123,7 @@ pub async fn serve_connection<S: LocalSpawn>(pipe: Pipe, ctx: Rc<Ctx>, spawner: 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
     Publish,
+    Subscribe,
     Admin(admin::Op),
     HealthCheck,
     HealthList,
@@ -131,6 +134,7 @@ enum Route {
 fn route(path: &str) -> Option<Route> {
     Some(match path {
         "/squall.v1.Broker/Publish" => Route::Publish,
+        "/squall.v1.Broker/Subscribe" => Route::Subscribe,
         "/grpc.health.v1.Health/Check" => Route::HealthCheck,
         "/grpc.health.v1.Health/List" => Route::HealthList,
         "/grpc.health.v1.Health/Watch" => Route::HealthWatch,
@@ -229,6 +233,7 @@ async fn yield_now() {
 async fn handle(method: Route, call: &mut Call, ctx: &Rc<Ctx>) -> Status {
     let result = match method {
         Route::Publish => publish::publish(call, ctx).await,
+        Route::Subscribe => subscribe::subscribe(call, ctx).await,
         Route::Admin(op) => admin::serve(op, call, ctx).await,
         Route::HealthCheck => health::check(call, ctx).await,
         Route::HealthList => health::list(call, ctx).await,
