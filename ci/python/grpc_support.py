@@ -138,3 +138,79 @@ class RawH2:
 
 def grpc_frame(message_bytes, compressed=False):
     return bytes([1 if compressed else 0]) + len(message_bytes).to_bytes(4, "big") + message_bytes
+
+
+class Subscriber:
+    """One Broker/Subscribe stream: requests go through a queue, events are read by a thread."""
+
+    def __init__(self, stub, start, timeout=60):
+        import queue
+        import threading
+
+        self._requests = queue.Queue()
+        self.events = queue.Queue()
+        self._requests.put(pb.SubscribeRequest(start=start))
+        self.call = stub.Subscribe(self._request_iter(), timeout=timeout)
+        self.error = None
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _request_iter(self):
+        while True:
+            req = self._requests.get()
+            if req is None:
+                return
+            yield req
+
+    def _read(self):
+        import grpc
+
+        try:
+            for event in self.call:
+                self.events.put(event)
+        except grpc.RpcError as e:
+            self.error = e
+        self.events.put(None)
+
+    def send(self, **kw):
+        self._requests.put(pb.SubscribeRequest(**kw))
+
+    def next(self, timeout=CALL_TIMEOUT_S):
+        """The next event (None once the stream ended)."""
+        return self.events.get(timeout=timeout)
+
+    def started(self):
+        event = self.next()
+        assert event is not None and event.WhichOneof("event") == "started", (event, self.error)
+        return event.started
+
+    def deliveries(self, count, timeout=CALL_TIMEOUT_S):
+        """Exactly `count` deliveries (fails on errors or the end of the stream)."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count:
+            event = self.next(timeout=max(0.01, deadline - time.monotonic()))
+            assert event is not None, f"stream ended after {len(got)}: {self.error}"
+            assert event.WhichOneof("event") == "deliveries", event
+            got.extend(event.deliveries.messages)
+        assert len(got) == count, f"{len(got)} deliveries, wanted {count}"
+        return got
+
+    def end(self, timeout=CALL_TIMEOUT_S):
+        """Half-closes and waits for the stream's end; returns the final error (or None)."""
+        self._requests.put(None)
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "stream did not end"
+        return self.error
+
+    def wait_end(self, timeout=CALL_TIMEOUT_S):
+        """Waits for the server to end the stream; returns its error."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "stream did not end"
+        self._requests.put(None)
+        return self.error
+
+    def cancel(self):
+        self.call.cancel()
+        self._thread.join(CALL_TIMEOUT_S)
+        self._requests.put(None)

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from grpc_support import CALL_TIMEOUT_S, RawH2, grpc_frame, pb, pb_grpc, start_grpc_daemon
+from grpc_support import CALL_TIMEOUT_S, RawH2, Subscriber, grpc_frame, pb, pb_grpc, start_grpc_daemon
 from harness import SubscribedReader, run_scenario, wait_until
 
 MIB = 1024 * 1024
@@ -488,3 +488,266 @@ def test_reflection(grpcd, version):
         service = pool.FindServiceByName("squall.v1.Broker")
         assert {m.name for m in service.methods} == {"Publish", "Subscribe"}
         assert pool.FindMessageTypeByName("squall.v1.Delivery").fields_by_name["attempts"].number == 2
+
+
+# --- Subscribe -------------------------------------------------------------------------------
+
+
+def start(topic, channel="c", rdy=100, **kw):
+    return pb.Start(topic=topic, channel=channel, rdy=rdy, **kw)
+
+
+def publish_bodies(d, topic, bodies):
+    return list(d.broker.Publish(pb.PublishRequest(topic=topic, bodies=bodies), timeout=CALL_TIMEOUT_S).message_ids)
+
+
+@pytest.mark.parametrize("shard", [0, 1])
+def test_subscribe_delivers_batches_and_fin_settles(grpcd, shard):
+    """A stream on either shard's topic gets `started`, then batched deliveries of everything
+    published, in order, attempt 1; FIN empties the in-flight set; stats name it a gRPC client."""
+    topic = topic_on(shard, "sub")
+    sub = Subscriber(grpcd.broker, start(topic, rdy=500, max_batch=50, client_id="py-sub"))
+    started = sub.started()
+    assert started.max_rdy == 2500 and started.msg_timeout.seconds == 60
+    ids = publish_bodies(grpcd, topic, [b"%d" % i for i in range(200)])
+    got = sub.deliveries(200)
+    assert [m.id for m in got] == ids
+    assert [m.body for m in got] == [b"%d" % i for i in range(200)]
+    assert all(m.attempts == 1 and m.timestamp_ns > 0 for m in got)
+    c = channel_stats(grpcd, topic, "c")
+    assert c.in_flight_count == 200
+    clients = [cl for t in stats(grpcd, topic=topic, include_clients=True).topics for ch in t.channels
+               for cl in ch.clients]
+    assert [(cl.transport, cl.client_id, cl.in_flight_count) for cl in clients] == [("grpc", "py-sub", 200)]
+    sub.send(fin=pb.Settle(ids=[m.id for m in got]))
+    deadline = time.monotonic() + CALL_TIMEOUT_S
+    while channel_stats(grpcd, topic, "c").in_flight_count:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert sub.end() is None
+
+
+def test_subscribe_rdy_credit_limits_unsettled(grpcd):
+    topic = topic_on(1, "credit")
+    sub = Subscriber(grpcd.broker, start(topic, rdy=0))
+    sub.started()
+    publish_bodies(grpcd, topic, [b"%d" % i for i in range(10)])
+    c = channel_stats(grpcd, topic, "c")
+    assert (c.depth, c.in_flight_count) == (10, 0), "RDY 0: nothing is delivered"
+    sub.send(rdy=3)
+    first = sub.deliveries(3)
+    time.sleep(0.2)
+    assert sub.events.empty(), "no more than the credit"
+    assert channel_stats(grpcd, topic, "c").in_flight_count == 3
+    sub.send(fin=pb.Settle(ids=[first[0].id]))
+    assert len(sub.deliveries(1)) == 1
+    sub.cancel()
+
+
+def test_subscribe_req_touch_and_timeout(grpcd):
+    """REQ with a delay parks the message in the deferred queue and redelivers it (attempt 2);
+    an unsettled message times out after msg_timeout and comes back; TOUCH keeps it."""
+    topic = topic_on(0, "req")
+    sub = Subscriber(grpcd.broker, start(topic, rdy=10, msg_timeout=Duration(seconds=1)))
+    assert sub.started().msg_timeout.seconds == 1
+    [msg_id] = publish_bodies(grpcd, topic, [b"again"])
+    [m] = sub.deliveries(1)
+    sub.send(req=pb.Requeue(ids=[m.id], delay=Duration(nanos=300_000_000)))
+    deadline = time.monotonic() + CALL_TIMEOUT_S
+    while channel_stats(grpcd, topic, "c").deferred_count != 1:
+        assert time.monotonic() < deadline, "REQ with a delay did not defer"
+        time.sleep(0.01)
+    [again] = sub.deliveries(1)
+    assert (again.id, again.attempts, again.body) == (msg_id, 2, b"again")
+    # Not settled: times out (1 s) and comes back.
+    [third] = sub.deliveries(1, timeout=5)
+    assert third.attempts == 3
+    assert channel_stats(grpcd, topic, "c").timeout_count >= 1
+    # TOUCH twice across more than msg_timeout keeps it in flight, then FIN.
+    for _ in range(3):
+        time.sleep(0.5)
+        sub.send(touch=pb.Settle(ids=[third.id]))
+    time.sleep(0.3)
+    assert sub.events.empty(), "a touched message is not redelivered"
+    sub.send(fin=pb.Settle(ids=[third.id]))
+    assert sub.end() is None
+    c = channel_stats(grpcd, topic, "c")
+    assert (c.in_flight_count, c.requeue_count) == (0, 1)
+
+
+def test_subscribe_command_errors_are_not_fatal(grpcd):
+    topic = topic_on(1, "cmderr")
+    sub = Subscriber(grpcd.broker, start(topic, rdy=10))
+    sub.started()
+    unknown = b"0123456789abcdef"
+    expectations = [
+        (dict(fin=pb.Settle(ids=[unknown])), "E_FIN_FAILED", [unknown]),
+        (dict(req=pb.Requeue(ids=[unknown])), "E_REQ_FAILED", [unknown]),
+        (dict(touch=pb.Settle(ids=[unknown])), "E_TOUCH_FAILED", [unknown]),
+        (dict(fin=pb.Settle(ids=[b"short"])), "E_INVALID", [b"short"]),
+        (dict(rdy=1_000_000), "E_INVALID", []),
+        (dict(start=start(topic)), "E_INVALID", []),
+        (dict(req=pb.Requeue(ids=[unknown], delay=Duration(seconds=10**6))), "E_INVALID", [unknown]),
+        ({}, "E_INVALID", []),
+    ]
+    for request, code, ids in expectations:
+        sub.send(**request)
+        event = sub.next()
+        assert event is not None and event.WhichOneof("event") == "error", (request, event, sub.error)
+        assert (event.error.code, list(event.error.ids)) == (code, ids), event
+    # Still subscribed: messages flow.
+    publish_bodies(grpcd, topic, [b"after errors"])
+    assert sub.deliveries(1)[0].body == b"after errors"
+    assert sub.end() is None
+
+
+def test_subscribe_refusals(grpcd):
+    def refused(first, expected):
+        requests = iter([first])
+        with pytest.raises(grpc.RpcError) as info:
+            list(grpcd.broker.Subscribe(requests, timeout=CALL_TIMEOUT_S))
+        assert info.value.code() == expected, info.value.details()
+
+    refused(pb.SubscribeRequest(rdy=5), grpc.StatusCode.FAILED_PRECONDITION)
+    refused(pb.SubscribeRequest(fin=pb.Settle(ids=[b"0123456789abcdef"])), grpc.StatusCode.FAILED_PRECONDITION)
+    refused(pb.SubscribeRequest(start=start("bad topic")), grpc.StatusCode.INVALID_ARGUMENT)
+    refused(pb.SubscribeRequest(start=start("t", channel="bad/channel")), grpc.StatusCode.INVALID_ARGUMENT)
+    refused(pb.SubscribeRequest(start=start("t", msg_timeout=Duration(nanos=500_000_000))),
+            grpc.StatusCode.INVALID_ARGUMENT)
+    refused(pb.SubscribeRequest(start=start("t", rdy=100_000)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert stats(grpcd).version == "1.3.0"
+
+
+def test_subscribe_deadline_and_cancel_redeliver(grpcd):
+    """A stream past its deadline ends DEADLINE_EXCEEDED; a cancelled stream's unsettled
+    messages go to the channel's next consumer once their msg_timeout passes."""
+    topic = topic_on(0, "cancel")
+    timed = Subscriber(grpcd.broker, start(topic, channel="other"), timeout=0.5)
+    timed.started()
+    assert timed.wait_end().code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    first = Subscriber(grpcd.broker, start(topic, rdy=10, msg_timeout=Duration(seconds=1)))
+    first.started()
+    publish_bodies(grpcd, topic, [b"x", b"y"])
+    assert len(first.deliveries(2)) == 2
+    first.cancel()
+    second = Subscriber(grpcd.broker, start(topic, rdy=10))
+    second.started()
+    got = second.deliveries(2, timeout=5)
+    assert sorted(m.body for m in got) == [b"x", b"y"] and all(m.attempts == 2 for m in got)
+    assert second.end() is None
+
+
+@pytest.mark.parametrize("size_mib", [1, 4])
+def test_subscribe_large_messages(grpcd, size_mib):
+    topic = topic_on(size_mib % 2, f"sublarge{size_mib}")
+    sub = Subscriber(grpcd.broker, start(topic, rdy=4))
+    sub.started()
+    bodies = [os.urandom(size_mib * MIB) for _ in range(2)]
+    for body in bodies:
+        publish_bodies(grpcd, topic, [body])
+    got = sub.deliveries(2, timeout=30)
+    assert [m.body for m in got] == bodies
+    sub.send(fin=pb.Settle(ids=[m.id for m in got]))
+    assert sub.end() is None
+
+
+def test_publish_with_pynsq_consume_over_grpc(grpcd):
+    """pynsq PUB and MPUB; a gRPC subscriber gets every body."""
+    for shard in (0, 1):
+        topic = topic_on(shard, "pynsq-to-grpc")
+        sub = Subscriber(grpcd.broker, start(topic, rdy=1000))
+        sub.started()
+        bodies = [f"p-{i}".encode() for i in range(300)]
+
+        async def scenario():
+            writer = nsq.Writer([grpcd.address])
+            await wait_until(lambda: any(c.connected() for c in writer.conns.values()))
+            done = asyncio.get_running_loop().create_future()
+            results = []
+
+            def finish(conn, data):
+                results.append(data)
+                if len(results) == 101 and not done.done():
+                    done.set_result(True)
+
+            writer.pub(topic, bodies[0], callback=finish)
+            for i in range(1, 300, 3):
+                writer.mpub(topic, bodies[i:i + 3], callback=finish)
+            await done
+            for conn in list(writer.conns.values()):
+                conn.close()
+            assert all(r == b"OK" for r in results), results[:3]
+
+        run_scenario(scenario, 30)
+        got = sub.deliveries(300)
+        assert sorted(m.body for m in got) == sorted(bodies)
+        sub.send(fin=pb.Settle(ids=[m.id for m in got]))
+        assert sub.end() is None
+
+
+def test_tcp_and_grpc_consumers_share_a_channel(grpcd):
+    """A pynsq Reader and a gRPC stream on one channel split its messages: together they get
+    each message exactly once, and both get some."""
+    topic = topic_on(1, "shared")
+    sub = Subscriber(grpcd.broker, start(topic, rdy=5))
+    sub.started()
+    total = 400
+    grpc_got = []
+    tcp_got = []
+    stop = threading.Event()
+
+    def grpc_consumer():
+        while not stop.is_set():
+            try:
+                event = sub.next(timeout=0.1)
+            except Exception:
+                continue
+            if event is None:
+                return
+            if event.WhichOneof("event") == "deliveries":
+                msgs = list(event.deliveries.messages)
+                grpc_got.extend(m.body for m in msgs)
+                sub.send(fin=pb.Settle(ids=[m.id for m in msgs]))
+
+    thread = threading.Thread(target=grpc_consumer, daemon=True)
+    thread.start()
+
+    async def scenario():
+        done = asyncio.Event()
+
+        def handler(message):
+            tcp_got.append(message.body)
+            if len(tcp_got) + len(grpc_got) >= total:
+                done.set()
+            return True
+
+        reader = SubscribedReader(topic=topic, channel="c", nsqd_tcp_addresses=[grpcd.address],
+                                  message_handler=handler, max_in_flight=5)
+        try:
+            await reader.subscribed
+            publish_bodies(grpcd, topic, [b"%d" % i for i in range(total)])
+            while len(tcp_got) + len(grpc_got) < total:
+                await asyncio.sleep(0.01)
+        finally:
+            reader.close()
+
+    run_scenario(scenario, 60, progress={"tcp": tcp_got, "grpc": len(grpc_got)})
+    stop.set()
+    thread.join(5)
+    assert sorted(tcp_got + grpc_got) == sorted(b"%d" % i for i in range(total)), "each message once"
+    assert tcp_got and grpc_got, (len(tcp_got), len(grpc_got))
+    sub.cancel()
+
+
+def test_subscribe_ends_unavailable_on_shutdown(tmp_path):
+    daemon, address = start_grpc_daemon(tmp_path)
+    channel = grpc.insecure_channel(address)
+    try:
+        sub = Subscriber(pb_grpc.BrokerStub(channel), start(topic_on(0, "drain")))
+        sub.started()
+        daemon.proc.send_signal(15)
+        assert sub.wait_end().code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        channel.close()
+        daemon.stop_and_check()
