@@ -149,12 +149,10 @@ fn delete_channel_closes_its_consumers_and_unknown_names_are_not_found() {
         admin(&mut c, 0, AdminOp::EmptyTopic(name("nope"))),
         Err(AdminError::TopicNotFound)
     );
-    // As nsqd's `/channel/create`, creating a channel creates its topic.
     assert_eq!(
-        admin(&mut c, 0, AdminOp::CreateChannel(name("new"), name("c"))),
-        Ok(())
+        admin(&mut c, 0, AdminOp::CreateChannel(name("nope"), name("c"))),
+        Err(AdminError::TopicNotFound)
     );
-    assert!(c.brokers.iter().any(|b| b.channel("new", "c").is_some()));
     // A new channel can reuse the deleted one's slot: the closed consumer no longer points at it.
     assert_eq!(
         admin(

@@ -194,8 +194,7 @@ impl<D: Send + 'static> Broker<D> {
                 Ok(())
             }
             AdminOp::CreateChannel(t, c) => {
-                // nsqd creates the topic too (`GetTopic` then `GetChannel`).
-                let tkey = self.topic_key_or_create(t);
+                let tkey = self.topic_key(&t)?;
                 self.channel_key_or_create(tkey, c);
                 Ok(())
             }

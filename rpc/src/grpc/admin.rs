@@ -81,6 +81,15 @@ pub async fn serve(op: Op, call: &mut Call, ctx: &Ctx) -> Result<(), Status> {
             }
         }
     };
+    if let AdminOp::CreateChannel(t, _) = admin {
+        // Unlike nsqd's `/channel/create` (404 for a missing topic), CreateChannel makes the
+        // topic too: one call sets up a consumer's channel before anything is published.
+        if let Response::Admin(Err(AdminError::Failed(e))) =
+            local::call(&ctx.bridge, Request::Admin(AdminOp::CreateTopic(t))).await
+        {
+            return Err(Status::new(Code::Internal, e));
+        }
+    }
     match local::call(&ctx.bridge, Request::Admin(admin)).await {
         Response::Admin(Ok(())) => call.send(&pb::AdminReply {}).await,
         Response::Admin(Err(AdminError::TopicNotFound)) => {

@@ -107,7 +107,7 @@ pub async fn serve_connection<S: LocalSpawn>(pipe: Pipe, ctx: Rc<Ctx>, spawner: 
             .await;
             match next {
                 Some(Ok((req, respond))) => {
-                    let task = serve_call(req, respond, ctx.clone());
+                    let task = serve_call(req, respond, ctx.clone(), pipe.clone());
                     if spawner.spawn_local(task).is_err() {
                         break;
                     }
@@ -144,7 +144,7 @@ fn route(path: &str) -> Option<Route> {
     })
 }
 
-async fn serve_call(req: Request<RecvStream>, respond: SendResponse<Bytes>, ctx: Rc<Ctx>) {
+async fn serve_call(req: Request<RecvStream>, respond: SendResponse<Bytes>, ctx: Rc<Ctx>, pipe: Pipe) {
     let (parts, body) = req.into_parts();
     if parts.method != Method::POST {
         return refuse(respond, StatusCode::METHOD_NOT_ALLOWED);
@@ -199,22 +199,27 @@ async fn serve_call(req: Request<RecvStream>, respond: SendResponse<Bytes>, ctx:
     match outcome {
         Some(status) => call.finish(&status),
         None => {
+            let before = pipe.written();
             call.finish(&Status::new(Code::DeadlineExceeded, "deadline exceeded"));
             if !call.recv_done() {
                 // h2 drops a stream's unwritten frames when it is reset: let the connection
-                // task write the status first.
-                for _ in 0..DEADLINE_YIELDS {
+                // task write the status first (unless the client is not reading at all).
+                for _ in 0..DEADLINE_YIELDS_MAX {
+                    if pipe.written() > before {
+                        break;
+                    }
                     yield_now().await;
                 }
+                yield_now().await;
                 call.cancel();
             }
         }
     }
 }
 
-/// Executor turns a call whose deadline passed waits before its RST_STREAM: the connection
-/// task runs in between and writes the trailers already queued.
-const DEADLINE_YIELDS: usize = 2;
+/// Executor turns a call whose deadline passed waits, at most, for its trailers to be written
+/// before its RST_STREAM.
+const DEADLINE_YIELDS_MAX: usize = 16;
 
 /// Lets every other ready task run once.
 async fn yield_now() {

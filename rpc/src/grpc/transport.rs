@@ -34,6 +34,8 @@ struct State {
     drain_waker: Option<Waker>,
     /// The connection's task has ended: close the socket once `outbound` is written.
     finished: bool,
+    /// Bytes h2 has written so far.
+    written: u64,
 }
 
 /// One connection's transport, shared by the front and the h2 task.
@@ -110,6 +112,11 @@ impl Pipe {
         s.drain
     }
 
+    /// Bytes h2 has written so far (a call can tell when frames it queued went out).
+    pub fn written(&self) -> u64 {
+        self.0.borrow().written
+    }
+
     pub fn finish(&self) {
         self.0.borrow_mut().finished = true;
     }
@@ -154,6 +161,7 @@ impl AsyncWrite for PipeIo {
             return Poll::Pending;
         }
         s.outbound.extend_from_slice(data);
+        s.written += data.len() as u64;
         Poll::Ready(Ok(data.len()))
     }
 
