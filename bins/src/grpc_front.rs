@@ -157,7 +157,9 @@ impl GrpcFront {
                 broker.submit(net, origin, req);
             }
             // Subscribe streams' commands go to their owner shards.
-            net.subs.route_stream_changes(&mut self.ctx.subs.borrow_mut());
+            let changes = self.ctx.subs.borrow_mut().take_changes();
+            net.subs
+                .route_stream_changes(changes, &mut self.ctx.subs.borrow_mut());
             for (&conn, pipe) in &self.conns {
                 if let Some(out) = pipe.take_output() {
                     net.write_bytes(conn, out);

@@ -184,8 +184,8 @@ impl Subs {
 
     /// Changes from this shard's streams, to their owners: applied here at once, or batched
     /// for another shard.
-    pub fn route_stream_changes(&mut self, hub: &mut SubHub) {
-        for change in hub.take_changes() {
+    pub fn route_stream_changes(&mut self, changes: Vec<SubChange>, hub: &mut SubHub) {
+        for change in changes {
             let (owner, event) = match change {
                 SubChange::Open { id, topic, input } => {
                     let owner = shard_for_topic(&topic, self.shards);
@@ -321,5 +321,126 @@ impl Subs {
                 io.poll_soon();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> squall_core::names::Name {
+        squall_core::names::Name::new(s.as_bytes()).unwrap()
+    }
+
+    /// A topic the other of two shards owns.
+    fn remote_topic(shard: usize) -> squall_core::names::Name {
+        (0..100)
+            .map(|i| name(&format!("t{i}")))
+            .find(|t| shard_for_topic(t, 2) != shard)
+            .unwrap()
+    }
+
+    fn open_remote(owner: &mut Subs, hub: &mut SubHub, from: usize, sub: u64) -> u64 {
+        owner.apply(
+            from,
+            SubEvent::Open {
+                sub,
+                input: Bytes::from_static(b"  V2"),
+            },
+            hub,
+        );
+        match owner.take_work()[..] {
+            [Work::Accept(conn)] => conn,
+            ref other => panic!("expected one accept, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_turns_output_for_one_shard_is_one_batch() {
+        let (mut owner, mut hub) = (Subs::new(1, 2), SubHub::default());
+        let a = open_remote(&mut owner, &mut hub, 0, 7);
+        let b = open_remote(&mut owner, &mut hub, 0, 8);
+        assert!(Subs::is_virtual(a) && a != b);
+        assert_eq!(owner.input(a).unwrap().as_ref(), b"  V2");
+        for conn in [a, b] {
+            owner.write(conn, b"header");
+            owner.write_bytes(conn, Bytes::from(vec![1u8; 4096]));
+            owner.write(conn, b"tail");
+            owner.flush(conn);
+            owner.flush(conn);
+        }
+        assert_eq!(owner.pending_output(a), 6 + 4096 + 4);
+        assert!(owner.ship(&mut hub));
+        assert_eq!(owner.pending_output(a), 0);
+        assert_eq!(
+            owner.outgoing[0].len(),
+            2,
+            "one Output per stream, both in shard 0's batch"
+        );
+        match &owner.outgoing[0][0] {
+            SubEvent::Output { sub: 7, chunks } => {
+                let lens: Vec<usize> = chunks.iter().map(Bytes::len).collect();
+                assert_eq!(lens, [6, 4096, 4], "small writes coalesce, bodies stay whole");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(!owner.ship(&mut hub), "nothing new to ship");
+    }
+
+    #[test]
+    fn a_closed_consumer_ships_its_last_output_then_closed() {
+        let (mut owner, mut hub) = (Subs::new(1, 2), SubHub::default());
+        let conn = open_remote(&mut owner, &mut hub, 0, 3);
+        owner.write(conn, b"CLOSE_WAIT");
+        owner.close(conn);
+        assert!(owner.input(conn).is_none(), "no input once closing");
+        owner.ship(&mut hub);
+        assert!(matches!(
+            owner.outgoing[0][..],
+            [SubEvent::Output { sub: 3, .. }, SubEvent::Closed { sub: 3 }]
+        ));
+        assert!(matches!(owner.take_work()[..], [Work::Closed(c)] if c == conn));
+        owner.release(conn);
+        owner.write(conn, b"late");
+        assert_eq!(owner.pending_output(conn), 0, "a released handle is inert");
+        // The stream's Close after the server's Closed is ignored.
+        owner.apply(0, SubEvent::Close { sub: 3 }, &mut hub);
+        assert!(owner.take_work().is_empty());
+    }
+
+    #[test]
+    fn stream_commands_follow_their_owner() {
+        let (mut subs, mut hub) = (Subs::new(0, 2), SubHub::default());
+        let open = SubChange::Open {
+            id: 1,
+            topic: remote_topic(0),
+            input: Bytes::from_static(b"  V2"),
+        };
+        let fin = SubChange::Input {
+            id: 1,
+            input: Bytes::from_static(b"FIN 0123456789abcdef\n"),
+        };
+        subs.route_stream_changes(vec![open, fin, SubChange::Close { id: 1 }], &mut hub);
+        assert!(matches!(
+            subs.outgoing[1][..],
+            [
+                SubEvent::Open { sub: 1, .. },
+                SubEvent::Input { sub: 1, .. },
+                SubEvent::Close { sub: 1 }
+            ]
+        ));
+        assert!(subs.take_work().is_empty(), "the owner is the other shard");
+        // A stream whose owner is this shard: its consumer is made here at once.
+        let local = (0..100)
+            .map(|i| name(&format!("t{i}")))
+            .find(|t| shard_for_topic(t, 2) == 0)
+            .unwrap();
+        let open = SubChange::Open {
+            id: 2,
+            topic: local,
+            input: Bytes::from_static(b"  V2"),
+        };
+        subs.route_stream_changes(vec![open], &mut hub);
+        assert!(matches!(subs.take_work()[..], [Work::Accept(_)]));
     }
 }

@@ -631,3 +631,22 @@ impl<D: Send + 'static> Broker<D> {
 fn ms(v: i64) -> Duration {
     Duration::from_millis(v.max(0) as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_and_runtime_connections_take_different_slots() {
+        let runtime = (9u64 << 32) | 5;
+        let virtual_conn = (9u64 << 32) | VIRTUAL_CONN_BIT | 5;
+        assert_ne!(conn_index(runtime), conn_index(virtual_conn));
+        assert_eq!(conn_index(runtime), 10);
+        assert_eq!(conn_index(virtual_conn), 11);
+        assert_eq!(
+            conn_index(VIRTUAL_CONN_BIT),
+            1,
+            "dense: the first virtual slot is 1"
+        );
+    }
+}
