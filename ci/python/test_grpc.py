@@ -9,6 +9,7 @@ import time
 import grpc
 import h2.errors
 import h2.events
+import h2.settings
 import nsq
 import pytest
 from google.protobuf import descriptor_pool
@@ -246,6 +247,9 @@ def test_wire_rules_with_raw_http2(grpcd):
         sid = raw.request("/squall.v1.Admin/CreateTopic", body=ok_body)
         end = raw.stream_end(sid)
         assert end["grpc-status"] == "0"
+        settings = next(e for e in raw.events if isinstance(e, h2.events.RemoteSettingsChanged))
+        streams_max = settings.changed_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS]
+        assert streams_max.new_value == 1024, "a cap on concurrent streams is advertised"
         # grpc-go style content-type subtypes are accepted.
         sid = raw.request("/squall.v1.Admin/CreateTopic", content_type="application/grpc+proto", body=ok_body)
         assert raw.stream_end(sid)["grpc-status"] == "0"
