@@ -273,7 +273,7 @@ impl Engine for NsqEngine {
             if h.owns(c) {
                 h.on_input(b, n, c)
             } else if g.owns(c) {
-                g.on_input(b, n)
+                g.on_input(b, n, c)
             } else {
                 b.on_input(n, c)
             }

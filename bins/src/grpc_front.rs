@@ -18,7 +18,7 @@ use squall_rpc::grpc::health::Health;
 use squall_rpc::grpc::local::{Bridge, Timers};
 use squall_rpc::grpc::server::{serve_connection, Ctx, Limits};
 use squall_rpc::grpc::subscribe::SubHub;
-use squall_rpc::grpc::transport::Pipe;
+use squall_rpc::grpc::transport::{Pipe, Ready};
 use squall_uring_net::Detached;
 
 /// Timer token of the front's one deadline timer (broker tokens use kinds 1-5 in the top bits).
@@ -33,6 +33,10 @@ pub struct GrpcFront {
     spawner: LocalSpawner,
     ctx: Rc<Ctx>,
     conns: HashMap<u64, Pipe>,
+    /// Connections whose pipes have output or whose task ended (the pipes list themselves).
+    ready: Ready,
+    /// Connections whose runtime input is not all handed to h2 yet.
+    hungry: Vec<u64>,
     /// When the runtime timer is armed for, if it is.
     armed: Option<Instant>,
 }
@@ -54,6 +58,8 @@ impl GrpcFront {
             spawner,
             ctx,
             conns: HashMap::new(),
+            ready: Ready::default(),
+            hungry: Vec::new(),
             armed: None,
         }
     }
@@ -73,7 +79,7 @@ impl GrpcFront {
     }
 
     pub fn on_accept(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>, conn: u64) {
-        let pipe = Pipe::new();
+        let pipe = Pipe::listed(conn, self.ready.clone());
         if self.ctx.health.borrow().is_draining() {
             pipe.start_drain();
         }
@@ -83,10 +89,12 @@ impl GrpcFront {
             return;
         }
         self.conns.insert(conn, pipe);
+        self.hungry.push(conn);
         self.pump(broker, net);
     }
 
-    pub fn on_input(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
+    pub fn on_input(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>, conn: u64) {
+        self.hungry.push(conn);
         self.pump(broker, net);
     }
 
@@ -141,9 +149,17 @@ impl GrpcFront {
     fn pump(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
         for round in 0.. {
             let mut moved = false;
-            for (&conn, pipe) in &self.conns {
-                if let Some(input) = net.input(conn) {
-                    moved |= pipe.feed(input);
+            // Feed the connections that have input; keep those h2 has no room for yet.
+            let mut hungry = std::mem::take(&mut self.hungry);
+            hungry.sort_unstable();
+            hungry.dedup();
+            for conn in hungry {
+                let (Some(pipe), Some(input)) = (self.conns.get(&conn), net.input(conn)) else {
+                    continue;
+                };
+                moved |= pipe.feed(input);
+                if !input.is_empty() {
+                    self.hungry.push(conn);
                 }
             }
             self.pool.run_until_stalled();
@@ -160,13 +176,21 @@ impl GrpcFront {
             let changes = self.ctx.subs.borrow_mut().take_changes();
             net.subs
                 .route_stream_changes(changes, &mut self.ctx.subs.borrow_mut());
-            for (&conn, pipe) in &self.conns {
+            let ready = std::mem::take(&mut *self.ready.borrow_mut());
+            for conn in ready {
+                let Some(pipe) = self.conns.get(&conn) else {
+                    continue;
+                };
                 if let Some(out) = pipe.take_output() {
                     net.write_bytes(conn, out);
                     net.flush(conn);
                     moved = true;
                 }
                 pipe.set_kernel_pending(net.pending_output(conn));
+                if pipe.is_finished() {
+                    net.close(conn);
+                    self.conns.remove(&conn);
+                }
             }
             if !moved {
                 break;
@@ -176,13 +200,6 @@ impl GrpcFront {
                 break;
             }
         }
-        self.conns.retain(|&conn, pipe| {
-            if pipe.is_finished() {
-                net.close(conn);
-                return false;
-            }
-            true
-        });
         let due = self.ctx.timers.borrow_mut().next_due();
         if let Some(due) = due {
             if self.armed.is_none_or(|at| due < at) {

@@ -36,6 +36,24 @@ struct State {
     finished: bool,
     /// Bytes h2 has written so far.
     written: u64,
+    /// This connection's handle, put on `ready` when output appears or the task ends.
+    conn: u64,
+    ready: Option<Ready>,
+    listed: bool,
+}
+
+/// Connections with output to take or a finished task: the front looks at these only.
+pub type Ready = Rc<RefCell<Vec<u64>>>;
+
+impl State {
+    fn list(&mut self) {
+        if !self.listed {
+            if let Some(ready) = &self.ready {
+                self.listed = true;
+                ready.borrow_mut().push(self.conn);
+            }
+        }
+    }
 }
 
 /// One connection's transport, shared by the front and the h2 task.
@@ -45,6 +63,17 @@ pub struct Pipe(Rc<RefCell<State>>);
 impl Pipe {
     pub fn new() -> Pipe {
         Pipe::default()
+    }
+
+    /// A pipe that reports itself on `ready` (as `conn`) when it has output or its task ends.
+    pub fn listed(conn: u64, ready: Ready) -> Pipe {
+        let pipe = Pipe::default();
+        {
+            let mut s = pipe.0.borrow_mut();
+            s.conn = conn;
+            s.ready = Some(ready);
+        }
+        pipe
     }
 
     /// Moves bytes from the runtime's input while h2 is short of them. True when any moved.
@@ -81,6 +110,7 @@ impl Pipe {
     /// What h2 wrote since the last call.
     pub fn take_output(&self) -> Option<Bytes> {
         let mut s = self.0.borrow_mut();
+        s.listed = false;
         (!s.outbound.is_empty()).then(|| s.outbound.split().freeze())
     }
 
@@ -118,7 +148,10 @@ impl Pipe {
     }
 
     pub fn finish(&self) {
-        self.0.borrow_mut().finished = true;
+        let mut s = self.0.borrow_mut();
+        s.finished = true;
+        s.listed = false;
+        s.list();
     }
 
     pub fn is_finished(&self) -> bool {
@@ -162,6 +195,7 @@ impl AsyncWrite for PipeIo {
         }
         s.outbound.extend_from_slice(data);
         s.written += data.len() as u64;
+        s.list();
         Poll::Ready(Ok(data.len()))
     }
 
