@@ -83,10 +83,6 @@ impl Call {
             .ok_or_else(|| Status::new(Code::Internal, "the request carried no message"))
     }
 
-    pub fn recv_done(&self) -> bool {
-        self.recv_done
-    }
-
     fn headers(&mut self) -> Result<&mut SendStream<Bytes>, Status> {
         if self.send.is_none() {
             let stream = self
@@ -131,6 +127,14 @@ impl Call {
         }
     }
 
+    /// RST_STREAM(CANCEL): the server gives up on a call it cannot answer.
+    pub fn cancel(&mut self) {
+        match &mut self.send {
+            Some(stream) => stream.send_reset(h2::Reason::CANCEL),
+            None => self.respond.send_reset(h2::Reason::CANCEL),
+        }
+    }
+
     /// Ends the call: trailers after messages, or Trailers-Only when none were sent.
     pub fn finish(&mut self, status: &Status) {
         if self.finished {
@@ -146,14 +150,6 @@ impl Call {
                 status.add_to(resp.headers_mut());
                 let _ = self.respond.send_response(resp, true);
             }
-        }
-    }
-
-    /// RST_STREAM(CANCEL): the server stops the call (its deadline passed).
-    pub fn cancel(&mut self) {
-        match &mut self.send {
-            Some(stream) => stream.send_reset(h2::Reason::CANCEL),
-            None => self.respond.send_reset(h2::Reason::CANCEL),
         }
     }
 }

@@ -199,26 +199,26 @@ async fn serve_call(req: Request<RecvStream>, respond: SendResponse<Bytes>, ctx:
     match outcome {
         Some(status) => call.finish(&status),
         None => {
-            let before = pipe.written();
+            // The handler is cancelled (dropped above). The call answers DEADLINE_EXCEEDED
+            // if it still can: once h2 has flushed the trailers, dropping the call ends the
+            // stream (h2 adds RST_STREAM(NO_ERROR) when the client is still sending, as
+            // RFC 9113 asks of early responses; a CANCEL there makes grpc clients report
+            // CANCELLED instead of the status). A client that reads nothing cannot be
+            // answered: it gets RST_STREAM(CANCEL).
+            let flushes = pipe.flushes();
             call.finish(&Status::new(Code::DeadlineExceeded, "deadline exceeded"));
-            if !call.recv_done() {
-                // h2 drops a stream's unwritten frames when it is reset: let the connection
-                // task write the status first (unless the client is not reading at all).
-                for _ in 0..DEADLINE_YIELDS_MAX {
-                    if pipe.written() > before {
-                        break;
-                    }
-                    yield_now().await;
+            for _ in 0..DEADLINE_YIELDS_MAX {
+                if pipe.flushes() > flushes {
+                    return;
                 }
                 yield_now().await;
-                call.cancel();
             }
+            call.cancel();
         }
     }
 }
 
-/// Executor turns a call whose deadline passed waits, at most, for its trailers to be written
-/// before its RST_STREAM.
+/// Executor turns a call past its deadline waits, at most, for its trailers to be flushed.
 const DEADLINE_YIELDS_MAX: usize = 16;
 
 /// Lets every other ready task run once.
