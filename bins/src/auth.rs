@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use squall_core::auth::{self, AuthReply, AuthRequest, AuthState};
 use squall_core::broker::ShardMsg;
-use squall_uring_net::{Detached, Remote};
+use squall_uring_net::Remote;
 
 use crate::http_client::{self, HttpTimeouts};
 
@@ -20,7 +20,7 @@ const AUTH_THREADS: usize = 4;
 const AUTH_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 const USER_AGENT: &str = concat!("nsqd/1.3.0 squalld/", env!("CARGO_PKG_VERSION"));
 
-type Msg = ShardMsg<Detached>;
+use crate::grpc_subs::Msg;
 
 struct Job {
     request: AuthRequest,
@@ -68,11 +68,11 @@ fn serve(rx: &Mutex<Receiver<Job>>, endpoints: &[String], post: bool, timeouts: 
             return;
         };
         let result = query_any(endpoints, &request, post, timeouts);
-        reply_to.send(ShardMsg::Auth(Box::new(AuthReply {
+        reply_to.send(Msg::Broker(ShardMsg::Auth(Box::new(AuthReply {
             conn: request.conn,
             ticket: request.ticket,
             result,
-        })));
+        }))));
     }
 }
 

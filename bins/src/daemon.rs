@@ -32,6 +32,11 @@ pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeCo
         } else {
             Some(resolve("--http-address", &c.http_address)?)
         },
+        grpc_address: if c.grpc_address.is_empty() {
+            None
+        } else {
+            Some(resolve("--grpc-address", &c.grpc_address)?)
+        },
         shards: c.shards,
         pin_threads,
         data_path: Some(data_path),

@@ -16,6 +16,8 @@ mod backends;
 pub mod config;
 pub mod daemon;
 mod engine;
+mod grpc_front;
+mod grpc_subs;
 pub mod http_client;
 mod http_front;
 pub mod logging;
@@ -69,6 +71,8 @@ pub struct NodeConfig {
     pub tcp_address: SocketAddr,
     /// nsqd's HTTP API; `None` turns it off (`--http-address=`).
     pub http_address: Option<SocketAddr>,
+    /// gRPC (`--grpc-address`); `None` turns it off.
+    pub grpc_address: Option<SocketAddr>,
     pub shards: usize,
     pub pin_threads: bool,
     /// Where disk queues and `nsqd.dat` live; `None`: memory only, nothing survives a restart.
@@ -109,6 +113,7 @@ impl NodeConfig {
             options,
             tcp_address: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_address: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            grpc_address: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             shards: 2,
             pin_threads: false,
             data_path: None,
@@ -138,6 +143,7 @@ pub struct Node {
     handle: RuntimeHandle,
     tcp_address: SocketAddr,
     http_address: Option<SocketAddr>,
+    grpc_address: Option<SocketAddr>,
     metadata: Option<(MetadataWriter, JoinHandle<()>, DataDirLock)>,
     lookup: LookupLoop,
     statsd: Option<statsd::Statsd>,
@@ -173,6 +179,16 @@ impl Node {
             ));
         }
         let lookup = LookupLoop::new(shards, config.lookupd_tcp_addresses.clone());
+        let mut listeners = vec![config.tcp_address];
+        let listener_http = config.http_address.map(|a| {
+            listeners.push(a);
+            listeners.len() - 1
+        });
+        let listener_grpc = config.grpc_address.map(|a| {
+            listeners.push(a);
+            listeners.len() - 1
+        });
+        let start_time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let shared = Shared {
             options: options.clone(),
             api: Arc::new(OnceLock::new()),
@@ -190,10 +206,11 @@ impl Node {
                     },
                 )
             }),
+            listener_http,
+            listener_grpc,
+            start_time_ns: start_time.as_nanos() as i64,
         };
         memtrim::start();
-        let mut listeners = vec![config.tcp_address];
-        listeners.extend(config.http_address);
         let runtime = RuntimeConfig {
             shards,
             listeners,
@@ -209,7 +226,8 @@ impl Node {
             NsqEngine::new(shared.clone(), shard, shards)
         })?;
         let tcp_address = handle.local_addrs()[0];
-        let http_address = config.http_address.map(|_| handle.local_addrs()[1]);
+        let http_address = listener_http.map(|i| handle.local_addrs()[i]);
+        let grpc_address = listener_grpc.map(|i| handle.local_addrs()[i]);
         let or_real = |port: u16, real: Option<u16>| match port {
             0 => real.map_or(0, i64::from),
             p => i64::from(p),
@@ -252,9 +270,7 @@ impl Node {
             broadcast_address: config.broadcast_address,
             tcp_port: tcp_address.port() as i64,
             http_port: http_address.map_or(-1, |a| a.port() as i64),
-            start_time: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
+            start_time: start_time.as_secs() as i64,
             started: Instant::now(),
             health: "OK".to_string(),
             config: config.config_values,
@@ -263,6 +279,7 @@ impl Node {
             handle,
             tcp_address,
             http_address,
+            grpc_address,
             metadata,
             lookup,
             statsd,
@@ -277,6 +294,11 @@ impl Node {
     /// The HTTP API's address, if it is on.
     pub fn http_address(&self) -> Option<SocketAddr> {
         self.http_address
+    }
+
+    /// The gRPC address, if it is on.
+    pub fn grpc_address(&self) -> Option<SocketAddr> {
+        self.grpc_address
     }
 
     /// Stops accepting, sends CLOSE_WAIT to consumers, closes every connection.

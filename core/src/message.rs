@@ -82,9 +82,39 @@ impl IdGenerator {
         }
     }
 
+    /// The IDs the next `count` calls to `next_id` will return.
+    pub fn upcoming(&self, count: usize) -> IdRange {
+        IdRange {
+            first: ((self.counter + 1) & ((1 << 48) - 1)) << 16 | self.low,
+            count,
+        }
+    }
+
     pub fn next_id(&mut self) -> MessageId {
         self.counter = (self.counter + 1) & ((1 << 48) - 1);
         MessageId::from_u64((self.counter << 16) | self.low)
+    }
+}
+
+/// Consecutive IDs from one generator (a publish's messages, in order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdRange {
+    first: u64,
+    count: usize,
+}
+
+impl IdRange {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = MessageId> {
+        let (first, low) = (self.first >> 16, self.first & 0xffff);
+        (0..self.count as u64).map(move |i| MessageId::from_u64(((first + i) & ((1 << 48) - 1)) << 16 | low))
     }
 }
 
@@ -114,6 +144,16 @@ mod tests {
             .iter()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_eq!(MessageId::from_u64(0x0123456789abcdef).0, *b"0123456789abcdef");
+    }
+
+    #[test]
+    fn upcoming_ids_are_the_next_ones() {
+        let mut g = IdGenerator::new(7, 3, 1_700_000_000_000);
+        g.next_id();
+        let range = g.upcoming(5);
+        let minted: Vec<MessageId> = (0..5).map(|_| g.next_id()).collect();
+        assert_eq!(range.iter().collect::<Vec<_>>(), minted);
+        assert_eq!(range.len(), 5);
     }
 
     #[test]

@@ -59,7 +59,7 @@ fn publish_from_any_shard_runs_on_the_owner() {
         defer_ms: 0,
         bodies: vec![Bytes::from_static(b"via http")],
     };
-    assert!(matches!(ask(&mut c, 0, req), Response::Published(None)));
+    assert!(matches!(ask(&mut c, 0, req), Response::Published(Ok(_))));
     assert_eq!(c.brokers[1].topic(&t).unwrap().depth(), 1);
     assert!(c.brokers[0].topic(&t).is_none());
 }

@@ -7,9 +7,10 @@
 //! - `lookupd`: nsqlookupd: the TCP protocol V1 (server and client side), the registration
 //!   database, the HTTP API.
 //! - `nsqd`: nsqd's HTTP API handlers.
-//!
-//! Not built yet: gRPC.
+//! - `grpc`: gRPC over HTTP/2 (h2 over in-memory transports, prost types): Broker, Admin,
+//!   health and reflection.
 
+pub mod grpc;
 pub mod httpd;
 pub mod lookupd;
 pub mod nsqd;

@@ -45,6 +45,9 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     if let Some(http) = node_config.http_address {
         check_listen("http-address", http).map_err(anyhow::Error::msg)?;
     }
+    if let Some(grpc) = node_config.grpc_address {
+        check_listen("grpc-address", grpc).map_err(anyhow::Error::msg)?;
+    }
     let signals = squall::signals::TerminationSignals::block()?;
     let data_path = node_config.data_path.clone();
 
@@ -62,6 +65,9 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     log_info!("TCP: listening on {}", node.tcp_address());
     if let Some(http) = node.http_address() {
         log_info!("HTTP: listening on {http}");
+    }
+    if let Some(grpc) = node.grpc_address() {
+        log_info!("gRPC: listening on {grpc}");
     }
     let signal = signals.wait()?;
     log_info!("received signal {signal}: draining");

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use super::{shard_for_topic, AckTo, Blocked, Broker, Net, Origin, Request, Response, ShardMsg};
 use super::{AdminError, AdminOp};
 use crate::latency::{e2e_stats, Histogram};
+use crate::message::IdRange;
 use crate::names::Name;
 use crate::protocol::ClientState;
 use crate::stats::{
@@ -49,7 +50,7 @@ impl<D: Send + 'static> Broker<D> {
                     Request::Stats(_) => unreachable!("handled above"),
                 };
                 if owner == self.shard {
-                    if let Some(resp) = self.serve(net, req, AckTo::Front(origin)) {
+                    if let Some(resp) = self.serve(net, req, AckTo::Front(origin, IdRange::default())) {
                         self.responses.push((origin, resp));
                     }
                 } else {
@@ -85,7 +86,10 @@ impl<D: Send + 'static> Broker<D> {
     ) {
         let resp = match req {
             Request::Stats(filter) => Some(Response::Stats(self.stats_part(net, &filter))),
-            req => self.serve(net, req, AckTo::FrontRemote { from, origin }),
+            req => {
+                let ids = IdRange::default();
+                self.serve(net, req, AckTo::FrontRemote { from, origin, ids })
+            }
         };
         if let Some(resp) = resp {
             self.outboxes[from]
@@ -133,14 +137,22 @@ impl<D: Send + 'static> Broker<D> {
                 topic,
                 defer_ms,
                 bodies,
-            } => match self.apply_publish(net, kind, topic, defer_ms, bodies) {
-                Ok(needs) if needs.is_empty() => Some(Response::Published(None)),
-                Ok(needs) => {
-                    self.ack_when_durable(ack, needs);
-                    None
+            } => {
+                let ids = self.ids.upcoming(bodies.len());
+                let ack = match ack {
+                    AckTo::Front(origin, _) => AckTo::Front(origin, ids),
+                    AckTo::FrontRemote { from, origin, .. } => AckTo::FrontRemote { from, origin, ids },
+                    tcp => tcp,
+                };
+                match self.apply_publish(net, kind, topic, defer_ms, bodies) {
+                    Ok(needs) if needs.is_empty() => Some(Response::Published(Ok(ids))),
+                    Ok(needs) => {
+                        self.ack_when_durable(ack, needs);
+                        None
+                    }
+                    Err(e) => Some(Response::Published(Err(Box::new(e)))),
                 }
-                Err(e) => Some(Response::Published(Some(Box::new(e)))),
-            },
+            }
             Request::Admin(op) => Some(Response::Admin(self.apply_admin(net, op))),
             Request::Stats(_) => unreachable!("stats are gathered, not served"),
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{Broker, Net, Origin, PublishReply, Response};
 use crate::backend::{Backend, BackendFactory};
-use crate::message::Message;
+use crate::message::{IdRange, Message};
 use crate::spill::DiskSide;
 use crate::topic::TopicEntry;
 
@@ -33,11 +33,13 @@ pub enum AckTo {
         conn: u64,
         seq: u64,
     },
-    Front(Origin),
+    /// A front-end request asked on this shard; `ids` are the publish's message IDs.
+    Front(Origin, IdRange),
     /// A front-end request that came from shard `from`.
     FrontRemote {
         from: usize,
         origin: Origin,
+        ids: IdRange,
     },
 }
 
@@ -274,10 +276,10 @@ impl<D: Send + 'static> Broker<D> {
                     .replies
                     .push(PublishReply { conn, seq, error })
             }
-            AckTo::Front(origin) => self.responses.push((origin, Response::Published(error))),
-            AckTo::FrontRemote { from, origin } => self.outboxes[from].others.push_back(
-                super::ShardMsg::Response(origin, Box::new(Response::Published(error))),
-            ),
+            AckTo::Front(origin, ids) => self.responses.push((origin, published(ids, error))),
+            AckTo::FrontRemote { from, origin, ids } => self.outboxes[from]
+                .others
+                .push_back(super::ShardMsg::Response(origin, Box::new(published(ids, error)))),
         }
     }
 
@@ -519,4 +521,11 @@ impl<D: Send + 'static> Broker<D> {
     pub fn health_error(&self) -> Option<&str> {
         self.health_error.as_deref()
     }
+}
+
+fn published(ids: IdRange, error: Option<Box<crate::error::ProtocolError>>) -> Response {
+    Response::Published(match error {
+        None => Ok(ids),
+        Some(e) => Err(e),
+    })
 }

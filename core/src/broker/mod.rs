@@ -126,8 +126,17 @@ pub struct Broker<D> {
     next_auth_ticket: u64,
 }
 
+/// Marks a connection handle that no socket carries: a consumer whose deliveries and commands
+/// travel through another front end (a gRPC subscription served on this, its topic's, shard).
+/// The runtime's connection indexes stay far below it; the front end that makes such handles
+/// routes the `Net` calls for them.
+pub const VIRTUAL_CONN_BIT: u64 = 1 << 31;
+
+/// The session slot of a connection: runtime and virtual connections take turns, so both kinds
+/// stay dense.
 fn conn_index(conn: u64) -> usize {
-    (conn & 0xffff_ffff) as usize
+    let index = conn & 0x7fff_ffff;
+    (2 * index + u64::from(conn & VIRTUAL_CONN_BIT != 0)) as usize
 }
 
 impl<D: Send + 'static> Broker<D> {
@@ -652,4 +661,23 @@ impl<D: Send + 'static> Broker<D> {
 
 fn ms(v: i64) -> Duration {
     Duration::from_millis(v.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_and_runtime_connections_take_different_slots() {
+        let runtime = (9u64 << 32) | 5;
+        let virtual_conn = (9u64 << 32) | VIRTUAL_CONN_BIT | 5;
+        assert_ne!(conn_index(runtime), conn_index(virtual_conn));
+        assert_eq!(conn_index(runtime), 10);
+        assert_eq!(conn_index(virtual_conn), 11);
+        assert_eq!(
+            conn_index(VIRTUAL_CONN_BIT),
+            1,
+            "dense: the first virtual slot is 1"
+        );
+    }
 }

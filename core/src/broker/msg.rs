@@ -8,6 +8,7 @@
 use bytes::Bytes;
 
 use crate::error::ProtocolError;
+use crate::message::IdRange;
 use crate::names::Name;
 use crate::stats::{ShardStats, StatsFilter};
 
@@ -124,7 +125,8 @@ pub enum AdminError {
 
 #[derive(Debug)]
 pub enum Response {
-    Published(Option<Box<ProtocolError>>),
+    /// The IDs the messages got, in request order, or why the publish failed.
+    Published(Result<IdRange, Box<ProtocolError>>),
     Admin(Result<(), AdminError>),
     /// One shard's part while gathering; the merged whole when handed to the front end.
     Stats(ShardStats),

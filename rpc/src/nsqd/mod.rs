@@ -285,8 +285,8 @@ fn config(req: &ApiRequest<'_>, opt: &str, ctx: &mut ApiContext) -> Action {
 /// Turns the broker's answer into the HTTP response.
 pub fn finish(pending: Pending, resp: BrokerResponse, ctx: &ApiContext) -> Response {
     match (pending, resp) {
-        (Pending::Publish, BrokerResponse::Published(None)) => Response::nsq_v1_text("OK"),
-        (Pending::Publish, BrokerResponse::Published(Some(_))) => Response::nsq_v1_error(503, "EXITING"),
+        (Pending::Publish, BrokerResponse::Published(Ok(_))) => Response::nsq_v1_text("OK"),
+        (Pending::Publish, BrokerResponse::Published(Err(_))) => Response::nsq_v1_error(503, "EXITING"),
         (Pending::Admin, BrokerResponse::Admin(Ok(()))) => Response::nsq_v1_empty(),
         (Pending::Admin, BrokerResponse::Admin(Err(AdminError::TopicNotFound))) => {
             Response::nsq_v1_error(404, "TOPIC_NOT_FOUND")
