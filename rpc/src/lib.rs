@@ -7,9 +7,12 @@
 //! - `lookupd`: nsqlookupd: the TCP protocol V1 (server and client side), the registration
 //!   database, the HTTP API.
 //! - `nsqd`: nsqd's HTTP API handlers.
+//! - `fuzzing`: the checks the fuzz targets (`fuzz/`) and the corpus replay test run.
 //!
 //! Not built yet: gRPC.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod httpd;
 pub mod lookupd;
 pub mod nsqd;
