@@ -51,8 +51,13 @@ pub fn segment(data: &[u8]) {
 }
 
 /// `data[0]` records are put (at most 15) and `data[1]` of them read, the queue is closed, and
-/// then its metadata file is damaged: `data[2]` picks how (raw bytes over a slot, or a slot with a
-/// valid checksum and fields taken from the input).
+/// then its metadata file is damaged: `data[2]` picks how (raw bytes over a slot, or a newer slot
+/// with a valid checksum whose read, write and durable positions are any the queue passed
+/// through, in any combination, and whose other fields come from the input).
+///
+/// A slot's positions are always ones the queue really had: a slot whose sequence numbers
+/// contradict the records on disk cannot come from damage (the checksum would fail), only from a
+/// bug in the queue, and recovery does not re-derive every sequence number to defend against that.
 ///
 /// Invariants: open fails cleanly or recovers; what it then reads is a subsequence, in order, of the
 /// records that were put, byte for byte (metadata can lose or replay records, never invent or
@@ -64,10 +69,13 @@ pub fn meta(data: &[u8]) {
     let puts = u64::from(puts % 16);
     let reads = u64::from(*reads) % (puts + 1);
     let dir = TempDir::new("meta");
+    let mut positions = Vec::new();
     {
         let mut queue = DiskQueue::open(dir.path(), "q", OPTIONS).expect("open a fresh queue");
+        positions.push(queue.write_position());
         for i in 0..puts {
             queue.put(&record(i)).expect("put");
+            positions.push(queue.write_position());
         }
         for i in 0..reads {
             assert_eq!(
@@ -75,6 +83,7 @@ pub fn meta(data: &[u8]) {
                 Some(&record(i)[..]),
                 "read back before the damage"
             );
+            positions.push(queue.read_position());
         }
         queue.close().expect("close");
     }
@@ -86,7 +95,7 @@ pub fn meta(data: &[u8]) {
         let n = rest.len().min(META_SLOT_STRIDE_BYTES);
         file[slot..slot + n].copy_from_slice(&rest[..n]);
     } else {
-        let state = meta_state(rest);
+        let state = meta_state(rest, &positions);
         let slot = (state.generation % 2) as usize * META_SLOT_STRIDE_BYTES;
         let bytes = encode_meta(&state);
         file[slot..slot + bytes.len()].copy_from_slice(&bytes);
@@ -135,27 +144,28 @@ fn writable_and_replay_free(dir: &Path, mut queue: DiskQueue) {
     }
 }
 
-/// A slot's fields from the input, zero-filled; the checksum is made valid by `encode_meta`.
-fn meta_state(raw: &[u8]) -> MetaState {
+/// A slot from the input (zero-filled): positions picked from `positions`, the rest as given; the
+/// checksum is made valid by `encode_meta`.
+fn meta_state(raw: &[u8], positions: &[Position]) -> MetaState {
     let mut words = raw.chunks(8).map(|c| {
         let mut b = [0u8; 8];
         b[..c.len()].copy_from_slice(c);
         u64::from_le_bytes(b)
     });
     let mut next = || words.next().unwrap_or(0);
-    let mut position = || Position {
-        segment: next() % 64,
-        offset: next() % 1024,
-        seq: next() % 64,
-    };
+    let mut position = || positions[(next() % positions.len() as u64) as usize];
     let (read, write, durable) = (position(), position(), position());
     let mut next = || words.next().unwrap_or(0);
+    let depth = match next() {
+        0 => write.seq.wrapping_sub(read.seq),
+        other => other,
+    };
     MetaState {
         generation: next() | 1 << 40,
         read,
         write,
         durable,
-        depth: next(),
+        depth,
         corrupt_records_skipped: next(),
         clean: next() & 1 != 0,
     }
