@@ -30,7 +30,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::sync::{sc_fence, ArrayQueue, AtomicBool, Ordering};
+use crate::sync::{fence, ArrayQueue, AtomicBool, Ordering};
 use crate::ShardId;
 
 /// All lanes of the mesh. `Full` policy: `push` hands the message back.
@@ -124,7 +124,7 @@ impl Doorbells {
         // SeqCst store + SeqCst fence: orders this store before the lane re-check that follows
         // (a store-load pair, which only SeqCst fences order). See the module docs.
         self.sleeping[shard].0.store(true, Ordering::SeqCst);
-        sc_fence();
+        fence(Ordering::SeqCst);
     }
 
     /// Sleeper side, step 2: awake again (whether it blocked or not).
@@ -138,7 +138,7 @@ impl Doorbells {
     /// asleep (or about to be), and at most once per sleep.
     pub fn wake_if_asleep(&self, to: ShardId) {
         // Pairs with the fence in `announce_sleep`: orders our earlier push before this load.
-        sc_fence();
+        fence(Ordering::SeqCst);
         let flag = &self.sleeping[to].0;
         // The plain load keeps the cache line shared while the peer is awake (the common case);
         // the compare-exchange elects exactly one waker per sleep: a read-modify-write always

@@ -10,25 +10,12 @@
 #[cfg(not(loom))]
 pub(crate) use crossbeam_queue::ArrayQueue;
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use model::ArrayQueue;
-
-/// `fence(SeqCst)`.
-#[cfg(not(loom))]
-#[inline]
-pub(crate) fn sc_fence() {
-    std::sync::atomic::fence(Ordering::SeqCst);
-}
-
-/// `fence(SeqCst)`, loom's.
-#[cfg(loom)]
-pub(crate) fn sc_fence() {
-    loom::sync::atomic::fence(Ordering::SeqCst);
-}
 
 #[cfg(loom)]
 mod model {
