@@ -308,10 +308,14 @@ fn best_slot<F: StorageFile>(meta: &F) -> Option<MetaState> {
 /// position past the write position, for one, makes the writer number new records below what the
 /// reader expects, and the reader skips them. Such a slot is ignored like a damaged one.
 fn slot_consistent(m: &MetaState, index: usize) -> bool {
+    // The generation grows by one per slot written: one a microsecond would take 146,000 years to
+    // get here, and a slot beyond it would overflow the counter and lose to the older slot.
+    const GENERATION_MAX: u64 = 1 << 62;
     let aligned = |p: &Position| p.offset % RECORD_ALIGN as u64 == 0;
     let at_or_before =
         |a: &Position, b: &Position| (a.segment, a.offset) <= (b.segment, b.offset) && a.seq <= b.seq;
-    m.generation % META_SLOTS as u64 == index as u64
+    m.generation < GENERATION_MAX
+        && m.generation % META_SLOTS as u64 == index as u64
         && aligned(&m.read)
         && aligned(&m.write)
         && aligned(&m.durable)

@@ -129,6 +129,8 @@ fn back_to_back_messages_across_several_sleeps() {
 
 #[test]
 fn two_senders_ring_a_sleep_once() {
+    // Three threads: bounded to three preemptions (loom's usual bound) to keep the search to
+    // seconds; the two-thread models above are explored without a bound.
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.check(|| {
