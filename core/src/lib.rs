@@ -6,7 +6,8 @@
 //! - `names`: topic and channel name rules.
 //! - `message`: messages, IDs, the per-shard ID generator.
 //! - `options`: nsqd-compatible options and defaults.
-//! - `protocol`: the NSQ V2 codec (one `decode`, frame encoders, IDENTIFY).
+//! - `protocol`: the NSQ V2 codec (one `decode`, frame encoders, IDENTIFY); `protocol::fuzzing`
+//!   holds the checks the fuzz targets (`fuzz/`) and the corpus replay test run.
 //!
 //! # Invariants
 //! - Nothing here performs a syscall or spawns a thread; everything is testable with plain values.

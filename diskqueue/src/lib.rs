@@ -38,6 +38,7 @@
 //! - [`storage`]: the narrow [`Storage`] trait, [`FileStorage`] (mmap), [`CrashStorage`] (an
 //!   in-memory fake that keeps what was fsync'd apart from what was merely written, and crashes).
 //! - `error`: one error enum per operation.
+//! - `fuzzing`: the checks the fuzz targets (`fuzz/`) and the corpus replay test run.
 //!
 //! # Invariants
 //!
@@ -68,6 +69,8 @@
 //! deferral time of a deferred message is not stored (as in nsqd).
 
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod storage;
 
 mod error;

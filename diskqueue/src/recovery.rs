@@ -23,8 +23,8 @@ use crate::error::OpenError;
 use crate::format::{
     decode_meta, encode_record_header, encode_segment_header, meta_file_name, parse_segment_file_name,
     plausible_header_at, record_at, record_bytes, segment_file_name, segment_header_valid, MetaState,
-    Position, RecordKind, META_FILE_BYTES, META_SLOTS, META_SLOT_STRIDE_BYTES, SEAL_RECORD_BYTES,
-    SEGMENT_HEADER_BYTES,
+    Position, RecordKind, META_FILE_BYTES, META_SLOTS, META_SLOT_STRIDE_BYTES, RECORD_ALIGN,
+    SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::options::Options;
 use crate::queue::{DiskQueue, Segment};
@@ -151,6 +151,30 @@ impl<S: Storage> DiskQueue<S> {
                 }
                 n += 1;
             }
+            // Segments past a gap at the slot's positions. A correct slot never leaves any (the
+            // files it names are unlinked only after a newer slot moved past them), but when the
+            // newest slot is damaged, the older one may name segments already consumed and
+            // unlinked: the records after them must still be found, not shadowed by a writer
+            // that starts over below them.
+            let listing = storage.list().map_err(io("list", ".".to_string()))?;
+            let mut later: Vec<u64> = listing
+                .iter()
+                .filter_map(|f| parse_segment_file_name(name, f))
+                .filter(|&k| k > n)
+                .collect();
+            later.sort_unstable();
+            for k in later {
+                let file_name = segment_file_name(name, k);
+                if let Some(f) = storage.open(&file_name).map_err(io("open", file_name))? {
+                    segments.insert(
+                        k,
+                        Segment {
+                            mapping: Arc::clone(f.mapping()),
+                            file: Some(f),
+                        },
+                    );
+                }
+            }
             // Consumed segments whose unlink a crash prevented.
             let mut below = low;
             while below > 0 {
@@ -275,8 +299,29 @@ fn best_slot<F: StorageFile>(meta: &F) -> Option<MetaState> {
     // SAFETY: nothing writes the metadata mapping during open.
     let bytes = unsafe { meta.mapping().all() };
     (0..META_SLOTS)
-        .filter_map(|i| decode_meta(&bytes[i * META_SLOT_STRIDE_BYTES..]))
+        .filter_map(|i| decode_meta(&bytes[i * META_SLOT_STRIDE_BYTES..]).filter(|m| slot_consistent(m, i)))
         .max_by_key(|m| m.generation)
+}
+
+/// What every slot the queue writes satisfies. A slot whose checksum is good but which breaks one
+/// of these was not written by a correct queue, and trusting it can strand records: a durable
+/// position past the write position, for one, makes the writer number new records below what the
+/// reader expects, and the reader skips them. Such a slot is ignored like a damaged one.
+fn slot_consistent(m: &MetaState, index: usize) -> bool {
+    // The generation grows by one per slot written: one a microsecond would take 146,000 years to
+    // get here, and a slot beyond it would overflow the counter and lose to the older slot.
+    const GENERATION_MAX: u64 = 1 << 62;
+    let aligned = |p: &Position| p.offset % RECORD_ALIGN as u64 == 0;
+    let at_or_before =
+        |a: &Position, b: &Position| (a.segment, a.offset) <= (b.segment, b.offset) && a.seq <= b.seq;
+    m.generation < GENERATION_MAX
+        && m.generation % META_SLOTS as u64 == index as u64
+        && aligned(&m.read)
+        && aligned(&m.write)
+        && aligned(&m.durable)
+        && at_or_before(&m.read, &m.write)
+        && at_or_before(&m.durable, &m.write)
+        && m.depth == m.write.seq - m.read.seq
 }
 
 /// Scans every segment from `from` on; see the module docs (steps 3 and 4).

@@ -9,7 +9,10 @@
 //! - `nsqd`: nsqd's HTTP API handlers.
 //! - `grpc`: gRPC over HTTP/2 (h2 over in-memory transports, prost types): Broker, Admin,
 //!   health and reflection.
+//! - `fuzzing`: the checks the fuzz targets (`fuzz/`) and the corpus replay test run.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod httpd;
 pub mod lookupd;

@@ -59,6 +59,8 @@
 //! - `listener.rs` — SO_REUSEPORT listening sockets.
 //! - `mailbox.rs` — the N×N lane mesh and the sleep/wake doorbells.
 //! - `remote.rs` — [`Remote`]: messages into a shard from threads outside the runtime.
+//! - `sync.rs` — the atomics and lane queue the mailbox uses, swapped for loom's under
+//!   `--cfg loom` (`tests/loom_mailbox.rs`).
 //! - `timer.rs` — the hashed timer wheel.
 //! - `limits.rs` — every fixed limit, with its reason.
 //! - `error.rs` — start-up errors.
@@ -69,11 +71,16 @@ mod error;
 mod io;
 mod limits;
 mod listener;
+#[cfg(not(loom))]
 pub(crate) mod mailbox;
+/// Public only in the loom build, for `tests/loom_mailbox.rs`.
+#[cfg(loom)]
+pub mod mailbox;
 mod remote;
 pub(crate) mod ring;
 mod runtime;
 pub(crate) mod shard;
+mod sync;
 mod timer;
 
 use std::net::SocketAddr;

@@ -8,31 +8,33 @@
 //! # Wake only when asleep
 //!
 //! A shard that is about to block publishes `sleeping = true`, then looks at its inbound lanes
-//! once more. A sender, after its push, looks at `sleeping`, and only if it is set swaps it back
-//! to false and writes the eventfd (the sleeper has a read of that eventfd pending in its ring).
-//! The swap makes sure only one sender pays for the wake. Both sides use `SeqCst` with a full
-//! fence between their store and their load (a Dekker pair):
+//! once more. A sender, after its push, looks at `sleeping`, and only if it is set turns it back
+//! to false (compare-exchange) and writes the eventfd (the sleeper has a read of that eventfd
+//! pending in its ring). The compare-exchange makes sure only one sender pays for the wake. Both
+//! sides use `SeqCst` with a full fence between their store and their load (a Dekker pair):
 //!
 //! ```text
 //! sleeper: sleeping := true ; fence ; if lanes empty { block }
-//! sender:  push(msg)        ; fence ; if sleeping { sleeping := false; write eventfd }
+//! sender:  push(msg)        ; fence ; if CAS(sleeping, true → false) { write eventfd }
 //! ```
 //!
 //! With both fences, at least one side sees the other's store: either the sleeper sees the
 //! message (and does not block), or the sender sees `sleeping` (and wakes it). Weaker orderings
 //! would let each side read the old value of the other's location — the lost-wakeup race, where
 //! the message sits in the lane while its receiver sleeps until some unrelated event.
+//!
+//! `tests/loom_mailbox.rs` model-checks this protocol with loom (`--cfg loom`, see `sync.rs`):
+//! no lost wakeup, at most one ring per sleep; and the model does catch a protocol without the
+//! fences.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{fence, AtomicBool, Ordering};
 
-use crossbeam_queue::ArrayQueue;
-
+use crate::sync::{fence, ArrayQueue, AtomicBool, Ordering};
 use crate::ShardId;
 
 /// All lanes of the mesh. `Full` policy: `push` hands the message back.
-pub(crate) struct Lanes<M> {
+pub struct Lanes<M> {
     shards: usize,
     lanes: Box<[ArrayQueue<M>]>,
 }
@@ -80,10 +82,13 @@ struct Padded(AtomicBool);
 
 /// Sleep flags, wake eventfds and the shutdown flag: everything a thread outside a shard (the
 /// `RuntimeHandle`) or another shard needs to get a shard's attention.
-pub(crate) struct Doorbells {
+pub struct Doorbells {
     sleeping: Box<[Padded]>,
     eventfds: Box<[OwnedFd]>,
     shutdown: AtomicBool,
+    /// Rings per shard, for the model to observe wakes (the eventfd's counter is invisible to it).
+    #[cfg(loom)]
+    rung: Box<[crate::sync::AtomicUsize]>,
 }
 
 impl Doorbells {
@@ -104,6 +109,8 @@ impl Doorbells {
             sleeping: (0..shards).map(|_| Padded(AtomicBool::new(false))).collect(),
             eventfds: eventfds.into_boxed_slice(),
             shutdown: AtomicBool::new(false),
+            #[cfg(loom)]
+            rung: (0..shards).map(|_| crate::sync::AtomicUsize::new(0)).collect(),
         })
     }
 
@@ -134,14 +141,27 @@ impl Doorbells {
         fence(Ordering::SeqCst);
         let flag = &self.sleeping[to].0;
         // The plain load keeps the cache line shared while the peer is awake (the common case);
-        // the swap elects exactly one waker per sleep.
-        if flag.load(Ordering::SeqCst) && flag.swap(false, Ordering::SeqCst) {
+        // the compare-exchange elects exactly one waker per sleep: a read-modify-write always
+        // reads the latest value, so two senders cannot both take the same `true`, and a loser
+        // writes nothing. (A swap would elect the same way, but loom 0.7.3 lets a load that
+        // follows the same thread's losing swap read that swap's `false` past a `true` that
+        // happens before the load, and so reports lost wakeups that cannot happen.)
+        // SeqCst on both: the load is the load half of the Dekker pair, after our fence.
+        if flag.load(Ordering::SeqCst)
+            && flag
+                .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
             self.ring(to);
         }
     }
 
     /// Unconditional wake (shutdown; rare).
     pub fn ring(&self, to: ShardId) {
+        // AcqRel: a woken model sleeper (`take_ring`) sees what the ringer did before, as a real
+        // one does through the eventfd write and read (both full barriers in the kernel).
+        #[cfg(loom)]
+        self.rung[to].fetch_add(1, Ordering::AcqRel);
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. It cannot block (see
         // `new`); an error would only mean a lost wake of a shard that is exiting anyway.
@@ -163,7 +183,18 @@ impl Doorbells {
     }
 
     pub fn shutdown_requested(&self) -> bool {
+        // SeqCst: the load half of the same Dekker pair as a lane re-check.
         self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Model only: consumes one ring of `shard`'s eventfd if there is one, as the blocked ring
+    /// read would; `false` means a sleeper that blocked now would stay blocked until the next ring.
+    #[cfg(loom)]
+    pub fn take_ring(&self, shard: ShardId) -> bool {
+        // AcqRel: pairs with the AcqRel increment in `ring`.
+        self.rung[shard]
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
     }
 }
 

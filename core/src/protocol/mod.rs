@@ -9,6 +9,8 @@
 mod cmd;
 mod decode;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gojson;
 mod identify;
 mod quote;

@@ -249,10 +249,14 @@ pub fn expects_continue(buf: &[u8], limits: &Limits) -> bool {
 fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, HttpError> {
     let mut headers = vec![httparse::EMPTY_HEADER; limits.headers_max];
     let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
+    // Only the first `header_bytes_max` bytes are parsed, as Go's server reads the head through a
+    // reader limited to that many: the answer depends on those bytes alone, never on whether
+    // more had arrived by the time they were parsed.
+    let window = &buf[..buf.len().min(limits.header_bytes_max)];
+    let head_len = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            if buf.len() > limits.header_bytes_max {
+            if window.len() == limits.header_bytes_max {
                 return Err(HttpError::HeaderTooLarge);
             }
             return Ok(None);
@@ -260,9 +264,6 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, HttpError> {
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeaderTooLarge),
         Err(_) => return Err(HttpError::BadRequest),
     };
-    if head_len > limits.header_bytes_max {
-        return Err(HttpError::HeaderTooLarge);
-    }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HttpError::BadRequest);
     };
@@ -312,7 +313,13 @@ fn split_target(method: &str, target: &str) -> Result<(String, String), HttpErro
     }
     let mut rest = target;
     for scheme in ["http://", "https://"] {
-        if rest.len() >= scheme.len() && rest[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        // Compared as bytes: the target may hold multi-byte UTF-8 where `str` slicing would panic.
+        if rest
+            .as_bytes()
+            .get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes()))
+        {
+            // The prefix matched ASCII bytes, so `scheme.len()` is a char boundary.
             let after = &rest[scheme.len()..];
             rest = after.find('/').map_or("/", |i| &after[i..]);
             break;
@@ -421,6 +428,38 @@ mod tests {
         let (req, used) = parse(raw).unwrap().unwrap();
         assert_eq!(used, raw.len());
         req
+    }
+
+    #[test]
+    fn a_multibyte_character_where_a_scheme_could_start_is_a_bad_request() {
+        // Found by the http_request fuzz target: slicing the target at the scheme's length fell
+        // inside a two-byte character and panicked.
+        let raw = "GET http:/\u{44e}o4s:t151 HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(parse(raw.as_bytes()).unwrap_err(), HttpError::BadRequest);
+        let raw = "GET h\u{44e}/ HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(parse(raw.as_bytes()).unwrap_err(), HttpError::BadRequest);
+    }
+
+    #[test]
+    fn an_oversized_head_is_431_however_the_bytes_arrive() {
+        // Found by the http_request fuzz target: past the bound without a complete line, the
+        // answer was 431 when parsed then, but 400 when the rest of a malformed line had arrived.
+        let limits = Limits {
+            header_bytes_max: 64,
+            ..Limits::default()
+        };
+        let mut raw = b"GET /".to_vec();
+        raw.resize(70, b'a');
+        let early = parse_request(&raw, &limits).unwrap_err();
+        raw.extend_from_slice(b"bad version\r\n\r\n");
+        assert_eq!(early, HttpError::HeaderTooLarge);
+        assert_eq!(parse_request(&raw, &limits).unwrap_err(), early);
+        // A head of exactly the bound is still accepted.
+        let mut head = b"GET /".to_vec();
+        let tail = b" HTTP/1.0\r\n\r\n";
+        head.resize(64 - tail.len(), b'a');
+        head.extend_from_slice(tail);
+        assert_eq!(parse_request(&head, &limits).unwrap().unwrap().1, 64);
     }
 
     #[test]

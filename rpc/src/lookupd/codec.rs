@@ -94,6 +94,14 @@ pub fn decode_command(buf: &[u8], identified: bool) -> Result<Option<(Command, u
         }
         return Ok(None);
     };
+    if nl > LINE_BYTES_MAX {
+        // The same answer as when the first `LINE_BYTES_MAX + 1` bytes arrive without the `\n`:
+        // how the bytes were split into reads must not decide whether a line is accepted.
+        return Err(ProtocolError::new(
+            "E_INVALID",
+            format!("command line longer than {LINE_BYTES_MAX} bytes"),
+        ));
+    }
     let line_len = nl + 1;
     let params: Vec<&[u8]> = trim_space(&buf[..nl]).split(|&b| b == b' ').collect();
     let name = params[0];
@@ -295,6 +303,19 @@ mod tests {
 
     fn ok(buf: &[u8], identified: bool) -> (Command, usize) {
         decode_command(buf, identified).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_long_line_is_refused_whether_or_not_its_newline_has_arrived() {
+        let mut line = b"PING".to_vec();
+        line.resize(LINE_BYTES_MAX + 1, b' ');
+        let without_newline = err(&line, false);
+        line.push(b'\n');
+        assert_eq!(err(&line, false), without_newline);
+        let mut longest = b"PING".to_vec();
+        longest.resize(LINE_BYTES_MAX, b' ');
+        longest.push(b'\n');
+        assert_eq!(ok(&longest, false), (Command::Ping, LINE_BYTES_MAX + 1));
     }
 
     const BODY: &[u8] =
