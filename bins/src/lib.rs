@@ -4,6 +4,9 @@
 //! - `config`: nsqd's command line (Go `flag` syntax) and `--config` files → `DaemonConfig`.
 //! - `logging`: nsqd-style log lines with a process-wide level (`squalld`, `squall-lookupd`).
 //! - `engine`: the NSQ engine the uring-net runtime drives (forwards to `squall_core::broker`).
+//! - `transport`: a connection's TLS / snappy / deflate layers, which `engine` applies between
+//!   the runtime's bytes and the broker's.
+//! - `tls`: the TLS server configuration from nsqd's `--tls-*` flags.
 //! - `lookup_loop`: squalld's registration with nsqlookupd (one thread per lookupd, off the shards).
 //! - `statsd`: nsqd's statsd push (a thread off the shards that reads the node's own HTTP API).
 //! - `bin/squalld.rs`: the nsqd drop-in: flags, logging, signals.
@@ -22,7 +25,9 @@ pub mod lookupd;
 pub mod metadata;
 pub mod signals;
 pub mod statsd;
+pub mod tls;
 pub mod to_file;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -66,6 +71,11 @@ pub struct NodeConfig {
     pub tcp_address: SocketAddr,
     /// nsqd's HTTP API; `None` turns it off (`--http-address=`).
     pub http_address: Option<SocketAddr>,
+    /// The same API over TLS (`--https-address`); served only with `tls`.
+    pub https_address: Option<SocketAddr>,
+    /// The TLS configuration (`--tls-cert`, `--tls-key`, ...): TCP clients may upgrade with
+    /// IDENTIFY's `tls_v1`, and the HTTPS listener serves with it.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub shards: usize,
     pub pin_threads: bool,
     /// Where disk queues and `nsqd.dat` live; `None`: memory only, nothing survives a restart.
@@ -98,6 +108,8 @@ impl NodeConfig {
             options,
             tcp_address: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_address: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            https_address: None,
+            tls: None,
             shards: 2,
             pin_threads: false,
             data_path: None,
@@ -123,6 +135,7 @@ pub struct Node {
     handle: RuntimeHandle,
     tcp_address: SocketAddr,
     http_address: Option<SocketAddr>,
+    https_address: Option<SocketAddr>,
     metadata: Option<(MetadataWriter, JoinHandle<()>, DataDirLock)>,
     lookup: LookupLoop,
     statsd: Option<statsd::Statsd>,
@@ -158,6 +171,16 @@ impl Node {
             ));
         }
         let lookup = LookupLoop::new(shards, config.lookupd_tcp_addresses.clone());
+        let mut listeners = vec![config.tcp_address];
+        let mut numbered = engine::Listeners::default();
+        if let Some(addr) = config.http_address {
+            numbered.http = Some(listeners.len());
+            listeners.push(addr);
+        }
+        if let (Some(addr), Some(_)) = (config.https_address, &config.tls) {
+            numbered.https = Some(listeners.len());
+            listeners.push(addr);
+        }
         let shared = Shared {
             options: options.clone(),
             api: Arc::new(OnceLock::new()),
@@ -165,9 +188,10 @@ impl Node {
             metadata: metadata.as_ref().map(|(w, _, _)| w.clone()),
             backends,
             lookup: Some(lookup.clone()),
+            listeners: numbered,
+            tls: config.tls.clone(),
+            plain_in_max_bytes: input_max_bytes,
         };
-        let mut listeners = vec![config.tcp_address];
-        listeners.extend(config.http_address);
         let runtime = RuntimeConfig {
             shards,
             listeners,
@@ -183,7 +207,8 @@ impl Node {
             NsqEngine::new(shared.clone(), shard, shards)
         })?;
         let tcp_address = handle.local_addrs()[0];
-        let http_address = config.http_address.map(|_| handle.local_addrs()[1]);
+        let http_address = numbered.http.map(|i| handle.local_addrs()[i]);
+        let https_address = numbered.https.map(|i| handle.local_addrs()[i]);
         let or_real = |port: u16, real: Option<u16>| match port {
             0 => real.map_or(0, i64::from),
             p => i64::from(p),
@@ -237,6 +262,7 @@ impl Node {
             handle,
             tcp_address,
             http_address,
+            https_address,
             metadata,
             lookup,
             statsd,
@@ -251,6 +277,11 @@ impl Node {
     /// The HTTP API's address, if it is on.
     pub fn http_address(&self) -> Option<SocketAddr> {
         self.http_address
+    }
+
+    /// The HTTPS API's address, if it is on.
+    pub fn https_address(&self) -> Option<SocketAddr> {
+        self.https_address
     }
 
     /// Stops accepting, sends CLOSE_WAIT to consumers, closes every connection.

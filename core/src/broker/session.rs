@@ -56,6 +56,10 @@ pub struct Session {
     pub output_buffer_size: i64,
     /// `0` disables the timed flush.
     pub output_buffer_timeout_ms: i64,
+    /// Transport layers the connection has upgraded to (IDENTIFY with feature negotiation).
+    pub tls: bool,
+    pub snappy: bool,
+    pub deflate: bool,
 
     /// Slab key of the subscribed channel.
     pub channel: Option<usize>,
@@ -100,6 +104,9 @@ impl Session {
             sample_rate: 0,
             output_buffer_size: Options::DEFAULT_OUTPUT_BUFFER_SIZE,
             output_buffer_timeout_ms: opts.output_buffer_timeout_ms,
+            tls: false,
+            snappy: false,
+            deflate: false,
             channel: None,
             pending_sub: None,
             rdy: 0,
