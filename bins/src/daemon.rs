@@ -44,6 +44,7 @@ pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeCo
             Some(resolve("--https-address", &c.https_address)?)
         },
         tls,
+        http_tls_required: c.tls_required == TlsRequired::Required,
         tcp_address: resolve("--tcp-address", &c.tcp_address)?,
         http_address: if c.http_address.is_empty() {
             None

@@ -55,6 +55,8 @@ pub struct Shared {
     pub listeners: Listeners,
     /// The TLS upgrade's and the HTTPS listener's configuration (`--tls-cert` and `--tls-key`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `--tls-required=true` for the plain HTTP listener.
+    pub http_tls: crate::http_front::HttpTlsPolicy,
     /// Plaintext a transport decodes ahead of the broker: the runtime's input bound.
     pub plain_in_max_bytes: usize,
 }
@@ -161,6 +163,7 @@ impl NsqEngine {
         }
         let mut http = HttpFront::new(shared.api.clone(), shared.options.max_body_size.max(0) as usize);
         http.set_lookup(shared.lookup.clone());
+        http.set_tls_policy(shared.http_tls.clone());
         let transports = Transports {
             slots: Vec::new(),
             wake: Vec::new(),
@@ -353,14 +356,14 @@ impl Engine for NsqEngine {
             match self.transports.tls.clone().map(|config| t.start_tls(config)) {
                 Some(Ok(())) => {
                     self.transports.insert(c.to_u64(), t);
-                    self.http.on_accept(c.to_u64());
+                    self.http.on_accept(c.to_u64(), true);
                 }
                 _ => io.close(c),
             }
             return;
         }
         if Some(listener) == listeners.http {
-            self.http.on_accept(c.to_u64());
+            self.http.on_accept(c.to_u64(), false);
             return;
         }
         self.with(io, |b, _, n| b.on_accept(n, c.to_u64(), peer))

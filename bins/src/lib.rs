@@ -76,6 +76,8 @@ pub struct NodeConfig {
     /// The TLS configuration (`--tls-cert`, `--tls-key`, ...): TCP clients may upgrade with
     /// IDENTIFY's `tls_v1`, and the HTTPS listener serves with it.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `--tls-required=true` (not `tcp-https`): plain HTTP requests are refused with 403.
+    pub http_tls_required: bool,
     pub shards: usize,
     pub pin_threads: bool,
     /// Where disk queues and `nsqd.dat` live; `None`: memory only, nothing survives a restart.
@@ -110,6 +112,7 @@ impl NodeConfig {
             http_address: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             https_address: None,
             tls: None,
+            http_tls_required: false,
             shards: 2,
             pin_threads: false,
             data_path: None,
@@ -181,6 +184,7 @@ impl Node {
             numbered.https = Some(listeners.len());
             listeners.push(addr);
         }
+        let https_port = Arc::new(OnceLock::new());
         let shared = Shared {
             options: options.clone(),
             api: Arc::new(OnceLock::new()),
@@ -189,6 +193,10 @@ impl Node {
             backends,
             lookup: Some(lookup.clone()),
             listeners: numbered,
+            http_tls: http_front::HttpTlsPolicy {
+                required: config.http_tls_required,
+                https_port: https_port.clone(),
+            },
             tls: config.tls.clone(),
             plain_in_max_bytes: input_max_bytes,
         };
@@ -209,6 +217,7 @@ impl Node {
         let tcp_address = handle.local_addrs()[0];
         let http_address = numbered.http.map(|i| handle.local_addrs()[i]);
         let https_address = numbered.https.map(|i| handle.local_addrs()[i]);
+        let _ = https_port.set(https_address.map_or(0, |a| a.port()));
         let or_real = |port: u16, real: Option<u16>| match port {
             0 => real.map_or(0, i64::from),
             p => i64::from(p),

@@ -63,6 +63,8 @@ pub struct Transport {
     plain_out: Vec<u8>,
     /// Compressed output of one encode.
     scratch: Vec<u8>,
+    /// A layer failed: nothing more is decoded or encoded (the connection is closing).
+    failed: bool,
 }
 
 impl Default for Transport {
@@ -80,6 +82,7 @@ impl Transport {
             plain_in: BytesMut::new(),
             plain_out: Vec::new(),
             scratch: Vec::new(),
+            failed: false,
         }
     }
 
@@ -109,6 +112,16 @@ impl Transport {
     /// Decodes what it can of `raw` (consuming it from the front) into `plain_in`, stopping once
     /// `plain_in` holds `limit` bytes. Returns the plaintext bytes added.
     pub fn decode(&mut self, raw: &mut BytesMut, limit: usize) -> Result<usize, Fault> {
+        if self.failed {
+            raw.clear();
+            return Ok(0);
+        }
+        let result = self.decode_layers(raw, limit);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn decode_layers(&mut self, raw: &mut BytesMut, limit: usize) -> Result<usize, Fault> {
         let start = self.plain_in.len();
         for _ in 0..DECODE_PASSES_MAX {
             let before = (raw.len(), self.mid.len(), self.plain_in.len());
@@ -147,6 +160,22 @@ impl Transport {
     /// Encodes what was written since the last call, appending the wire bytes to `wire`; with
     /// TLS, also whatever rustls has to send (handshake messages, alerts).
     pub fn encode(&mut self, wire: &mut Vec<u8>) -> Result<(), Fault> {
+        if self.failed {
+            // Only what rustls owes the peer (an alert) still goes out.
+            self.plain_out.clear();
+            if let Some(tls) = self.tls.as_deref_mut() {
+                while tls.wants_write() {
+                    tls.write_tls(wire)?;
+                }
+            }
+            return Ok(());
+        }
+        let result = self.encode_layers(wire);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn encode_layers(&mut self, wire: &mut Vec<u8>) -> Result<(), Fault> {
         if !self.plain_out.is_empty() {
             let data: &[u8] = match &mut self.codec {
                 Codec::Plain => &self.plain_out,
@@ -160,7 +189,7 @@ impl Transport {
                 }
             };
             match self.tls.as_deref_mut() {
-                Some(tls) => tls.writer().write_all(data)?,
+                Some(tls) => tls_encode(tls, data, wire)?,
                 None => wire.extend_from_slice(data),
             }
             self.plain_out.clear();
@@ -173,6 +202,23 @@ impl Transport {
         }
         Ok(())
     }
+}
+
+/// Seals `data` into TLS records appended to `wire`. rustls buffers a bounded amount of
+/// plaintext at a time, so records are taken out as they are made.
+fn tls_encode(tls: &mut ServerConnection, mut data: &[u8], wire: &mut Vec<u8>) -> Result<(), Fault> {
+    while !data.is_empty() {
+        let n = tls.writer().write(data)?;
+        data = &data[n..];
+        let mut drained = 0;
+        while tls.wants_write() {
+            drained += tls.write_tls(wire)?;
+        }
+        if n == 0 && drained == 0 {
+            return Err(Fault::TlsIo(std::io::ErrorKind::WriteZero.into()));
+        }
+    }
+    Ok(())
 }
 
 /// Feeds `raw` to rustls and reads the plaintext it yields into `target` (up to `limit`).
@@ -371,7 +417,10 @@ impl Deflate {
     }
 
     fn decode(&mut self, src: &mut BytesMut, plain: &mut BytesMut, limit: usize) -> Result<(), Fault> {
-        while plain.len() < limit && !src.is_empty() {
+        // Output that did not fit the last step waits inside the inflater: keep stepping while
+        // steps come back full, even once the input is all taken.
+        let mut full = false;
+        while plain.len() < limit && (!src.is_empty() || full) {
             let at = plain.len();
             let room = (limit - at).min(DECODE_STEP_BYTES);
             plain.resize(at + room, 0);
@@ -391,6 +440,7 @@ impl Deflate {
             if read == 0 && wrote == 0 {
                 break;
             }
+            full = wrote == room;
         }
         Ok(())
     }
@@ -472,6 +522,20 @@ mod tests {
         t.start_deflate(6);
         let mut raw = BytesMut::from(&b"\xff\xff\xff\xff\xff\xff"[..]);
         assert!(t.decode(&mut raw, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn deflate_output_held_inside_the_inflater_is_not_stranded() {
+        // Highly compressible: a few bytes of input inflate to far more than one step.
+        let mut w = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+        w.write_all(&vec![b'z'; 300_000]).unwrap();
+        w.flush().unwrap();
+        let mut t = Transport::new();
+        t.start_deflate(6);
+        let mut raw = BytesMut::from(&w.get_ref()[..]);
+        t.decode(&mut raw, usize::MAX).unwrap();
+        assert!(raw.is_empty());
+        assert_eq!(t.plain_in.len(), 300_000);
     }
 
     #[test]

@@ -263,9 +263,11 @@ fn publish_and_consume(node: &Node, tls: Option<Arc<rustls::ClientConfig>>, comp
     consumer.send(format!("SUB {topic} ch\n").as_bytes());
     expect_ok(&mut consumer.r);
     consumer.send(b"RDY 100\n");
-    let bodies: Vec<Vec<u8>> = (0..50)
+    let mut bodies: Vec<Vec<u8>> = (0..50)
         .map(|i| format!("body {i} {}", "x".repeat(i * 100)).into_bytes())
         .collect();
+    // Larger than what rustls buffers at once (64 KiB), and than one snappy chunk.
+    bodies.push((0..300_000u32).map(|i| (i % 253) as u8).collect());
     for body in &bodies {
         producer.publish(&topic, body);
     }

@@ -9,6 +9,7 @@ import json
 import socket
 import ssl
 import struct
+import urllib.error
 import urllib.request
 
 import pytest
@@ -124,13 +125,17 @@ def roundtrip(address, conn_kwargs, messages=300):
     through an nsq.Reader, both with `conn_kwargs`; returns the bodies received."""
     topic = "layers"
     bodies = [f"{i}:{'x' * (i * 37 % 5000)}".encode() for i in range(messages)]
+    # One body larger than a TLS record, a snappy chunk and rustls' send buffer.
+    bodies.append(b"L" * 300_000)
     received = []
+    progress = {"received": 0}
 
     async def scenario():
         done = asyncio.Event()
 
         def handler(message):
             received.append(message.body)
+            progress["received"] = len(received)
             if len(received) >= len(bodies):
                 done.set()
             return True
@@ -156,7 +161,7 @@ def roundtrip(address, conn_kwargs, messages=300):
         reader.close()
         close_writer(writer)
 
-    run_scenario(scenario, timeout_s=60, progress={"received": received})
+    run_scenario(scenario, timeout_s=60, progress=progress)
     return received, bodies
 
 
@@ -255,9 +260,23 @@ def test_require_verify_client_certificates(tmp_path, pki):
 
 
 def test_https_serves_the_api(tmp_path, pki):
+    """--tls-required=true: plain HTTP answers 403 with nsqd's body, HTTPS serves the API."""
     port = free_port()
-    daemon = tls_daemon(tmp_path, pki, [f"--https-address=127.0.0.1:{port}"])
+    http_port = free_port()
+    daemon = tls_daemon(
+        tmp_path,
+        pki,
+        [
+            f"--https-address=127.0.0.1:{port}",
+            f"--http-address=127.0.0.1:{http_port}",
+            "--tls-required=true",
+        ],
+    )
     try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ping", timeout=10)
+        assert refused.value.code == 403
+        assert refused.value.read() == f'{{"message": "TLS_REQUIRED", "https_port": {port}}}'.encode()
         context = ssl.create_default_context(cafile=pki.ca_path)
         with urllib.request.urlopen(f"https://127.0.0.1:{port}/ping", context=context, timeout=10) as r:
             assert r.status == 200
