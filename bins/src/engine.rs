@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use squall_core::broker::{Broker, Net, ShardMsg, TopicMeta, Upgrade};
+use squall_core::broker::{Broker, Net, ShardMsg, TlsInfo, TopicMeta, Upgrade};
 use squall_core::options::Options;
 use squall_core::protocol;
 use squall_core::stats::ShardRuntime;
@@ -291,6 +291,9 @@ impl Net for IoNet<'_> {
             self.transports.insert(c, t);
         }
         c
+    }
+    fn tls_info(&self, c: u64) -> Option<TlsInfo> {
+        self.transports.get(c)?.tls_info()
     }
     fn upgrade(&mut self, c: u64, upgrade: Upgrade) {
         let mut ok = Vec::with_capacity(protocol::FRAME_HEADER_BYTES + 2);

@@ -156,9 +156,21 @@ impl HttpFront {
             };
             input.advance(used);
             state.continued = false;
+            // Plain HTTP under `--tls-required=true`: refused once started (the HTTPS port is
+            // known by then).
+            let refuse = self.tls_policy.required && !state.tls;
+            let https_port = self.tls_policy.https_port.clone();
             let reply_to = req.reply_to();
-            if self.tls_policy.required && !state.tls {
-                let port = self.tls_policy.https_port.get().copied().unwrap_or(0);
+            let Some(ctx) = self.context(broker) else {
+                // Not started yet: the listener is open a moment before the context is set.
+                respond(net, conn, &reply_to, Response::nsq_v1_error(503, "STARTING"));
+                if !reply_to.keep_alive {
+                    return;
+                }
+                continue;
+            };
+            if refuse {
+                let port = https_port.get().copied().unwrap_or(0);
                 // nsqd formats this body by hand: note the spaces.
                 let body = format!(r#"{{"message": "TLS_REQUIRED", "https_port": {port}}}"#);
                 let resp = Response::new(403)
@@ -171,14 +183,6 @@ impl HttpFront {
                 }
                 continue;
             }
-            let Some(ctx) = self.context(broker) else {
-                // Not started yet: the listener is open a moment before the context is set.
-                respond(net, conn, &reply_to, Response::nsq_v1_error(503, "STARTING"));
-                if !reply_to.keep_alive {
-                    return;
-                }
-                continue;
-            };
             let api = ApiRequest {
                 method: &req.method,
                 path: &req.path,

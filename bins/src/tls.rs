@@ -52,7 +52,13 @@ pub fn server_config(files: &TlsFiles<'_>) -> Result<Arc<ServerConfig>, String> 
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| fail(&format!("{}: {e}", files.cert)))?;
     let key = PrivateKeyDer::from_pem_file(files.key).map_err(|e| fail(&format!("{}: {e}", files.key)))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // Go's preference, which nsqd's clients see: AES-128-GCM first, whatever the client's order.
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|s| {
+        let name = format!("{:?}", s.suite());
+        (!name.contains("AES_128_GCM"), !name.contains("AES_256_GCM"))
+    });
+    let provider = Arc::new(provider);
     let versions: &[&rustls::SupportedProtocolVersion] = match files.min_version {
         TlsMinVersion::Tls13 => &[&rustls::version::TLS13],
         _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -81,7 +87,8 @@ pub fn server_config(files: &TlsFiles<'_>) -> Result<Arc<ServerConfig>, String> 
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let config = builder.with_single_cert(certs, key).map_err(|e| fail(&e))?;
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| fail(&e))?;
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 

@@ -100,6 +100,30 @@ impl Transport {
         self.codec = Codec::Deflate(Box::new(Deflate::new(level)));
     }
 
+    /// `/stats`' view of the TLS session, once the handshake is done.
+    pub fn tls_info(&self) -> Option<squall_core::broker::TlsInfo> {
+        let tls = self.tls.as_deref()?;
+        let version = match tls.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_2 => "TLS1.2".to_string(),
+            rustls::ProtocolVersion::TLSv1_3 => "TLS1.3".to_string(),
+            other => format!("Unknown {}", u16::from(other)),
+        };
+        // nsqd names the classic suites Go knows by name; every other one is "Unknown <id>".
+        let suite = u16::from(tls.negotiated_cipher_suite()?.suite());
+        let cipher_suite = match suite {
+            0xc02f => "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string(),
+            0xc02b => "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".to_string(),
+            id => format!("Unknown {id}"),
+        };
+        Some(squall_core::broker::TlsInfo {
+            version,
+            cipher_suite,
+            negotiated_protocol: String::new(),
+            // Go reports true for every TLS connection.
+            negotiated_protocol_is_mutual: true,
+        })
+    }
+
     pub fn write(&mut self, bytes: &[u8]) {
         self.plain_out.extend_from_slice(bytes);
     }

@@ -418,8 +418,21 @@ fn tls_is_refused_when_not_configured_and_required_when_asked() {
             "E_INVALID cannot PUB in current state (TLS required)".to_string()
         )
     );
-    let mut upgraded = Upgraded::connect(&node, Some(pki.client(None)), Compression::None);
+    let mut upgraded = Upgraded::connect(&node, Some(pki.client(None)), Compression::Snappy);
     upgraded.publish("t", b"over tls");
+    // /stats names the session as nsqd does: Go knows no TLS 1.3 suite by name.
+    let stats = common::http_get(node.http_address().unwrap(), "/stats?format=json");
+    for field in [
+        r#""snappy":true"#,
+        r#""deflate":false"#,
+        r#""tls":true"#,
+        r#""tls_cipher_suite":"Unknown 4865""#,
+        r#""tls_version":"TLS1.3""#,
+        r#""tls_negotiated_protocol":"""#,
+        r#""tls_negotiated_protocol_is_mutual":true"#,
+    ] {
+        assert!(stats.contains(field), "{field} not in {stats}");
+    }
     node.shutdown();
     node.join().unwrap();
 }

@@ -28,7 +28,7 @@ pub use durability::{AckTo, QueueRef, TopicMeta};
 pub use msg::{
     AdminError, AdminOp, Migration, Origin, PubKind, PublishReply, PublishReq, Request, Response, ShardMsg,
 };
-pub use net::{ConnRef, Net, Upgrade};
+pub use net::{ConnRef, Net, TlsInfo, Upgrade};
 pub use publish::PUBLISH_BATCH_MESSAGES_MAX;
 pub use session::{Blocked, Pending, Session};
 

@@ -30,6 +30,15 @@ impl Upgrade {
     }
 }
 
+/// A TLS session as `/stats` describes it (nsqd's names for versions and cipher suites).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub version: String,
+    pub cipher_suite: String,
+    pub negotiated_protocol: String,
+    pub negotiated_protocol_is_mutual: bool,
+}
+
 pub trait Net {
     /// A connection lifted off one shard's runtime, ready to be adopted by another.
     type Detached: Send + 'static;
@@ -62,6 +71,10 @@ pub trait Net {
     /// is read through the new layers; a layer that fails (a bad TLS handshake, a corrupt
     /// compressed stream) closes the connection.
     fn upgrade(&mut self, conn: ConnRef, upgrade: Upgrade);
+    /// The connection's TLS session; `None` when it has none (a runtime without TLS never has).
+    fn tls_info(&self, _conn: ConnRef) -> Option<TlsInfo> {
+        None
+    }
     /// Do not sleep at the end of this turn: work is waiting for room in a mailbox.
     fn poll_soon(&mut self);
 }
