@@ -9,6 +9,7 @@ import json
 import socket
 import ssl
 import struct
+import time
 import urllib.error
 import urllib.request
 
@@ -273,11 +274,19 @@ def test_https_serves_the_api(tmp_path, pki):
         ],
     )
     try:
+        context = ssl.create_default_context(cafile=pki.ca_path)
+        # The TCP listener answers a moment before the HTTP API is started (503 until then).
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{port}/ping", context=context, timeout=10):
+                    break
+            except urllib.error.HTTPError as e:
+                assert e.code == 503, e
+                time.sleep(0.05)
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ping", timeout=10)
         assert refused.value.code == 403
         assert refused.value.read() == f'{{"message": "TLS_REQUIRED", "https_port": {port}}}'.encode()
-        context = ssl.create_default_context(cafile=pki.ca_path)
         with urllib.request.urlopen(f"https://127.0.0.1:{port}/ping", context=context, timeout=10) as r:
             assert r.status == 200
             assert r.read() == b"OK"
