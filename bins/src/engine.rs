@@ -61,6 +61,12 @@ pub struct Shared {
     pub plain_in_max_bytes: usize,
 }
 
+fn warn_closing(c: u64, e: &crate::transport::Fault) {
+    if !matches!(e, crate::transport::Fault::Ended) {
+        crate::log_warn!("client {c}: closing: {e}");
+    }
+}
+
 /// The shard's transports, by connection.
 pub struct Transports {
     slots: Vec<Option<(u64, Box<Transport>)>>,
@@ -120,7 +126,7 @@ impl Transports {
             self.wire.clear();
         }
         if let Err(e) = result {
-            crate::log_warn!("client {c}: closing: {e}");
+            warn_closing(c, &e);
             io.close(conn(c));
         }
     }
@@ -138,7 +144,7 @@ impl Transports {
         match result {
             Ok(n) => n,
             Err(e) => {
-                crate::log_warn!("client {c}: closing: {e}");
+                warn_closing(c, &e);
                 io.close(conn(c));
                 0
             }
@@ -321,7 +327,7 @@ impl Net for IoNet<'_> {
         }
         self.transports.insert(c, t);
         if let Err(e) = result {
-            crate::log_warn!("client {c}: closing: {e}");
+            warn_closing(c, &e);
             self.transports.wire.clear();
             self.io.close(conn(c));
             return;

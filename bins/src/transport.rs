@@ -44,6 +44,10 @@ pub enum Fault {
     SnappyData(#[from] snap::Error),
     #[error("deflate: {0}")]
     Deflate(String),
+    /// The client finished its compressed stream (a client closing its compressor): an ordinary
+    /// end of the connection, not worth a warning.
+    #[error("compressed stream ended")]
+    Ended,
 }
 
 enum Codec {
@@ -458,7 +462,7 @@ impl Deflate {
             src.advance(read);
             match status {
                 Ok(Status::Ok) | Ok(Status::BufError) => {}
-                Ok(Status::StreamEnd) => return Err(Fault::Deflate("stream ended".to_string())),
+                Ok(Status::StreamEnd) => return Err(Fault::Ended),
                 Err(e) => return Err(Fault::Deflate(e.to_string())),
             }
             if read == 0 && wrote == 0 {

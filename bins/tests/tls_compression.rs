@@ -14,6 +14,7 @@ use std::sync::Arc;
 use common::{topic_on_shard, FRAME_ERROR, FRAME_MESSAGE, FRAME_RESPONSE, READ_TIMEOUT};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, ServerName};
+use squall::config::TlsMinVersion;
 use squall::tls::{ClientAuth, TlsFiles};
 use squall::{Node, NodeConfig};
 use squall_core::options::Options;
@@ -61,14 +62,31 @@ impl Pki {
     }
 
     fn server(&self, client_auth: ClientAuth) -> Arc<rustls::ServerConfig> {
+        self.server_min(client_auth, TlsMinVersion::Tls10)
+    }
+
+    fn server_min(&self, client_auth: ClientAuth, min_version: TlsMinVersion) -> Arc<rustls::ServerConfig> {
         squall::tls::server_config(&TlsFiles {
             cert: &self.path("server.pem"),
             key: &self.path("server.key"),
             root_ca: &self.path("ca.pem"),
             client_auth,
-            min_version: squall::config::TlsMinVersion::Tls12,
+            min_version,
         })
         .unwrap()
+    }
+
+    /// A client that speaks TLS 1.2 only.
+    fn client_tls12(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(&[&rustls::version::TLS12])
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        Arc::new(config)
     }
 
     fn client(&self, cert: Option<(&rcgen::Certificate, &KeyPair)>) -> Arc<rustls::ClientConfig> {
@@ -548,6 +566,42 @@ fn https_serves_the_http_api() {
     let response = String::from_utf8_lossy(&response);
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(response.ends_with("OK"), "{response}");
+    node.shutdown();
+    node.join().unwrap();
+}
+
+#[test]
+fn tls_min_version_refuses_older_clients() {
+    let pki = Pki::new("minversion");
+    // Below 1.3 a TLS 1.2 client is served (nsqd's ECDHE + AES-128-GCM suite)...
+    let node = start(options(), pki.server_min(ClientAuth::None, TlsMinVersion::Tls12));
+    let mut old = Upgraded::connect(&node, Some(pki.client_tls12()), Compression::Deflate);
+    old.publish("versions", b"tls 1.2");
+    let stats = common::http_get(node.http_address().unwrap(), "/stats?format=json");
+    assert!(stats.contains(r#""tls_version":"TLS1.2""#), "{stats}");
+    assert!(
+        stats.contains(r#""tls_cipher_suite":"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256""#),
+        "{stats}"
+    );
+    node.shutdown();
+    node.join().unwrap();
+
+    // ...and `--tls-min-version=tls1.3` refuses it.
+    let node = start(options(), pki.server_min(ClientAuth::None, TlsMinVersion::Tls13));
+    let mut tcp = connect(&node);
+    tcp.write_all(&identify_bytes(r#"{"feature_negotiation":true,"tls_v1":true}"#))
+        .unwrap();
+    read_frame(&mut tcp);
+    let conn = rustls::ClientConnection::new(pki.client_tls12(), ServerName::try_from("127.0.0.1").unwrap())
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut buf = [0u8; 16];
+    assert!(
+        !matches!(tls.read(&mut buf), Ok(n) if n > 0),
+        "a TLS 1.2 client must be refused"
+    );
+    let mut current = Upgraded::connect(&node, Some(pki.client(None)), Compression::None);
+    current.publish("versions", b"tls 1.3");
     node.shutdown();
     node.join().unwrap();
 }
