@@ -275,14 +275,17 @@ def test_https_serves_the_api(tmp_path, pki):
     )
     try:
         context = ssl.create_default_context(cafile=pki.ca_path)
-        # The TCP listener answers a moment before the HTTP API is started (503 until then).
+        # The TCP listener answers a moment before the HTTPS one is bound (refused) and the API
+        # is started (503 until then).
         for _ in range(200):
             try:
                 with urllib.request.urlopen(f"https://127.0.0.1:{port}/ping", context=context, timeout=10):
                     break
             except urllib.error.HTTPError as e:
                 assert e.code == 503, e
-                time.sleep(0.05)
+            except urllib.error.URLError as e:
+                assert isinstance(e.reason, ConnectionRefusedError), e
+            time.sleep(0.05)
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ping", timeout=10)
         assert refused.value.code == 403

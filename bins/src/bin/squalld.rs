@@ -63,6 +63,9 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     if let Some(http) = node.http_address() {
         log_info!("HTTP: listening on {http}");
     }
+    if let Some(https) = node.https_address() {
+        log_info!("HTTPS: listening on {https}");
+    }
     let signal = signals.wait()?;
     log_info!("received signal {signal}: draining");
     node.shutdown();
@@ -74,18 +77,11 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
 /// Options squalld parses and reports but does not act on yet: say so, rather than run as if
 /// they were honoured (an operator who sets an auth server expects clients to be checked).
 fn warn_unimplemented(c: &DaemonConfig) {
-    let ignored = [
-        (
-            "--auth-http-address",
-            !c.auth_http_addresses.is_empty(),
-            "clients are NOT authenticated",
-        ),
-        (
-            "--tls-cert",
-            !c.tls_cert.is_empty(),
-            "TLS is not served yet; clients connect in plain text",
-        ),
-    ];
+    let ignored = [(
+        "--auth-http-address",
+        !c.auth_http_addresses.is_empty(),
+        "clients are NOT authenticated",
+    )];
     for (flag, set, consequence) in ignored {
         if set {
             log_warn!("{flag} is not implemented in squalld yet and is ignored: {consequence}");
