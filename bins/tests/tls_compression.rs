@@ -545,6 +545,18 @@ fn garbage_in_any_layer_closes_only_that_connection() {
         assert!(closed, "{json}: connection not closed");
         bystander.publish("bystander", b"flowing");
     }
+    // Half a ClientHello, then silence: the handshake waits without holding up anyone else.
+    let mut stalled = connect(&node);
+    stalled
+        .write_all(&identify_bytes(r#"{"feature_negotiation":true,"tls_v1":true}"#))
+        .unwrap();
+    read_frame(&mut stalled);
+    stalled
+        .write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        .unwrap();
+    for _ in 0..10 {
+        bystander.publish("bystander", b"still flowing");
+    }
     node.shutdown();
     node.join().unwrap();
 }
