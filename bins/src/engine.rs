@@ -132,15 +132,28 @@ impl Transports {
     }
 
     /// Decodes the raw input read for `c` through its transport; returns the plaintext bytes
-    /// added. Handshake messages and alerts rustls owes the peer are sent; a layer that fails
-    /// closes the connection.
+    /// added. Handshake messages and alerts rustls owes the peer are sent (the broker's own
+    /// output keeps waiting for its flush); a layer that fails closes the connection.
     fn pump(&mut self, io: &mut Io<Msg>, c: u64) -> usize {
         let limit = self.plain_in_max_bytes;
-        let Some(t) = self.get_mut(c) else { return 0 };
+        let Some((_, t)) = self
+            .slots
+            .get_mut(conn(c).index())
+            .and_then(|s| s.as_mut())
+            .filter(|(id, _)| *id == c)
+        else {
+            return 0;
+        };
         let Some(raw) = io.input(conn(c)) else { return 0 };
-        let result = t.decode(raw, limit);
-        self.send(io, c);
-        io.flush(conn(c));
+        let decoded = t.decode(raw, limit);
+        // A failed handshake still sends its alert.
+        let drained = t.drain_tls(&mut self.wire);
+        let result = decoded.and_then(|n| drained.map(|()| n));
+        if !self.wire.is_empty() {
+            io.write(conn(c), &self.wire);
+            self.wire.clear();
+            io.flush(conn(c));
+        }
         match result {
             Ok(n) => n,
             Err(e) => {

@@ -185,6 +185,18 @@ impl Transport {
         Ok(self.plain_in.len() - start)
     }
 
+    /// What rustls owes the peer on its own (handshake messages, alerts, session tickets), and
+    /// plaintext it held until the handshake was done; what the broker wrote since its last
+    /// flush stays buffered.
+    pub fn drain_tls(&mut self, wire: &mut Vec<u8>) -> Result<(), Fault> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            while tls.wants_write() {
+                tls.write_tls(wire)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Encodes what was written since the last call, appending the wire bytes to `wire`; with
     /// TLS, also whatever rustls has to send (handshake messages, alerts).
     pub fn encode(&mut self, wire: &mut Vec<u8>) -> Result<(), Fault> {
