@@ -15,8 +15,8 @@
 //!
 //! `--config FILE` (TOML, nsqd's keys) is read before this parser by
 //! [`file::args_with_config_file`], which turns the file's keys into flags placed ahead of the
-//! command line's, so one parser reads both and the command line wins. TLS, AUTH, snappy and
-//! deflate are parsed and stored, but `Options` advertises none of them until they exist.
+//! command line's, so one parser reads both and the command line wins. AUTH is parsed and
+//! stored, but `Options` does not advertise it until it exists.
 //!
 //! # Layout
 //! - `config.rs`: [`DaemonConfig`], [`parse_args`], nsqd's validations.
@@ -133,8 +133,7 @@ pub struct DaemonConfig {
     pub tls_required: TlsRequired,
     pub tls_min_version: TlsMinVersion,
 
-    // Compression: the flags as given; `options.snappy`/`options.deflate` stay false until the
-    // codecs exist.
+    // Compression: the flags as given (`options` carries them too).
     pub deflate: bool,
     pub snappy: bool,
 
@@ -264,10 +263,10 @@ impl Cli {
             output_buffer_timeout_ms: limits.output_buffer_timeout,
             max_channel_consumers: limits.max_channel_consumers,
             max_deflate_level: compression.max_deflate_level,
-            // Not implemented yet: the broker answers these as not enabled.
-            snappy: false,
-            deflate: false,
-            tls_enabled: false,
+            snappy: compression.snappy,
+            deflate: compression.deflate,
+            tls_enabled: !tls.tls_cert.is_empty() && !tls.tls_key.is_empty(),
+            tls_required: tls_required != TlsRequired::NotRequired,
             auth_enabled: auth.auth_http_address.iter().any(|a| !a.is_empty()),
             e2e_percentiles: percentiles.clone(),
             e2e_window_ms: e2e.e2e_processing_latency_window_time,
@@ -386,7 +385,7 @@ mod tests {
         assert_eq!(o.output_buffer_timeout_ms, 250);
         assert_eq!(o.max_channel_consumers, 0);
         assert_eq!(o.max_deflate_level, 6);
-        assert!(!o.snappy && !o.deflate && !o.tls_enabled && !o.auth_enabled);
+        assert!(o.snappy && o.deflate && !o.tls_enabled && !o.tls_required && !o.auth_enabled);
 
         assert!(!c.print_version);
         assert_eq!(c.config_path, "");

@@ -24,8 +24,27 @@ pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeCo
     } else {
         PathBuf::from(&c.data_path)
     };
+    let tls = if c.options.tls_enabled {
+        let files = crate::tls::TlsFiles {
+            cert: &c.tls_cert,
+            key: &c.tls_key,
+            root_ca: &c.tls_root_ca_file,
+            client_auth: crate::tls::ClientAuth::from_policy(&c.tls_client_auth_policy),
+            min_version: c.tls_min_version,
+        };
+        Some(crate::tls::server_config(&files).map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
     Ok(NodeConfig {
         options: c.options.clone(),
+        https_address: if c.https_address.is_empty() || tls.is_none() {
+            None
+        } else {
+            Some(resolve("--https-address", &c.https_address)?)
+        },
+        tls,
+        http_tls_required: c.tls_required == TlsRequired::Required,
         tcp_address: resolve("--tcp-address", &c.tcp_address)?,
         http_address: if c.http_address.is_empty() {
             None

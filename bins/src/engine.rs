@@ -1,14 +1,19 @@
 //! The NSQ engine as the runtime sees it: each callback hands the shard's broker (and, for HTTP
-//! connections, the HTTP front) a view of the runtime (`IoNet`) and forwards. No protocol logic
-//! lives here.
+//! and gRPC connections, their fronts) a view of the runtime (`IoNet`) and forwards. No protocol
+//! logic lives here.
+//!
+//! Connections that upgraded (TLS, snappy, deflate) or came in on the HTTPS listener have a
+//! [`Transport`]: `IoNet` hands the broker its decoded input and gathers the broker's writes into
+//! it, encoding them at flush. A transport travels with its connection when it migrates.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use squall_core::broker::{Broker, Net, ShardMsg, TopicMeta};
+use squall_core::broker::{Broker, Net, ShardMsg, TlsInfo, TopicMeta, Upgrade};
 use squall_core::options::Options;
+use squall_core::protocol;
 use squall_core::stats::ShardRuntime;
 use squall_rpc::nsqd::ApiContext;
 use squall_uring_net::{ConnId, Detached, Engine, Io, Remote, ShardId};
@@ -19,6 +24,25 @@ use crate::grpc_subs::{Msg, Subs, Work};
 use crate::http_front::HttpFront;
 use crate::lookup_loop::LookupLoop;
 use crate::metadata::MetadataWriter;
+use crate::transport::Transport;
+
+/// Decode-then-handle rounds per `on_input` for a connection with a transport: each round
+/// decodes up to the input bound, so a few rounds cover everything one turn can read.
+const TRANSPORT_ROUNDS_MAX: usize = 16;
+
+/// A connection on its way to another shard, with its transport layers.
+pub struct Handoff {
+    conn: Detached,
+    transport: Option<Box<Transport>>,
+}
+
+/// Which listener is which, as `Node::start` numbers them (the NSQ TCP listener is 0).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Listeners {
+    pub http: Option<usize>,
+    pub https: Option<usize>,
+    pub grpc: Option<usize>,
+}
 
 /// What every shard's engine shares.
 #[derive(Clone)]
@@ -32,17 +56,125 @@ pub struct Shared {
     pub lookup: Option<LookupLoop>,
     /// Runs AUTH queries (`--auth-http-address`).
     pub auth: Option<AuthClient>,
-    /// Listener numbers (the NSQ TCP listener is 0), as `Node::start` opened them.
-    pub listener_http: Option<usize>,
-    pub listener_grpc: Option<usize>,
+    pub listeners: Listeners,
     /// The node's start, in nanoseconds since the Unix epoch (gRPC `Stats`).
     pub start_time_ns: i64,
+    /// The TLS upgrade's and the HTTPS listener's configuration (`--tls-cert` and `--tls-key`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `--tls-required=true` for the plain HTTP listener.
+    pub http_tls: crate::http_front::HttpTlsPolicy,
+    /// Plaintext a transport decodes ahead of the broker: the runtime's input bound.
+    pub plain_in_max_bytes: usize,
+}
+
+fn warn_closing(c: u64, e: &crate::transport::Fault) {
+    if !matches!(e, crate::transport::Fault::Ended) {
+        crate::log_warn!("client {c}: closing: {e}");
+    }
+}
+
+/// The shard's transports, by connection.
+pub struct Transports {
+    slots: Vec<Option<(u64, Box<Transport>)>>,
+    /// Connections whose decoded input waits for the broker after `resume_reading`.
+    wake: Vec<u64>,
+    /// Wire bytes of one encode, reused.
+    wire: Vec<u8>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    plain_in_max_bytes: usize,
+}
+
+impl Transports {
+    fn get_mut(&mut self, c: u64) -> Option<&mut Transport> {
+        match self.slots.get_mut(conn(c).index()) {
+            Some(Some((id, t))) if *id == c => Some(t),
+            _ => None,
+        }
+    }
+
+    fn get(&self, c: u64) -> Option<&Transport> {
+        match self.slots.get(conn(c).index()) {
+            Some(Some((id, t))) if *id == c => Some(t),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, c: u64, t: Box<Transport>) {
+        let i = conn(c).index();
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some((c, t));
+    }
+
+    fn remove(&mut self, c: u64) -> Option<Box<Transport>> {
+        let slot = self.slots.get_mut(conn(c).index())?;
+        match slot {
+            Some((id, _)) if *id == c => slot.take().map(|(_, t)| t),
+            _ => None,
+        }
+    }
+
+    /// Encodes what `c`'s transport holds and queues it on the connection; a failing layer
+    /// closes the connection.
+    fn send(&mut self, io: &mut Io<Msg>, c: u64) {
+        let Some(t) = self
+            .slots
+            .get_mut(conn(c).index())
+            .and_then(|s| s.as_mut())
+            .filter(|(id, _)| *id == c)
+        else {
+            return;
+        };
+        let result = t.1.encode(&mut self.wire);
+        if !self.wire.is_empty() {
+            io.write(conn(c), &self.wire);
+            self.wire.clear();
+        }
+        if let Err(e) = result {
+            warn_closing(c, &e);
+            io.close(conn(c));
+        }
+    }
+
+    /// Decodes the raw input read for `c` through its transport; returns the plaintext bytes
+    /// added. Handshake messages and alerts rustls owes the peer are sent (the broker's own
+    /// output keeps waiting for its flush); a layer that fails closes the connection.
+    fn pump(&mut self, io: &mut Io<Msg>, c: u64) -> usize {
+        let limit = self.plain_in_max_bytes;
+        let Some((_, t)) = self
+            .slots
+            .get_mut(conn(c).index())
+            .and_then(|s| s.as_mut())
+            .filter(|(id, _)| *id == c)
+        else {
+            return 0;
+        };
+        let Some(raw) = io.input(conn(c)) else { return 0 };
+        let decoded = t.decode(raw, limit);
+        // A failed handshake still sends its alert.
+        let drained = t.drain_tls(&mut self.wire);
+        let result = decoded.and_then(|n| drained.map(|()| n));
+        if !self.wire.is_empty() {
+            io.write(conn(c), &self.wire);
+            self.wire.clear();
+            io.flush(conn(c));
+        }
+        match result {
+            Ok(n) => n,
+            Err(e) => {
+                warn_closing(c, &e);
+                io.close(conn(c));
+                0
+            }
+        }
+    }
 }
 
 /// One shard's NSQ broker and its HTTP and gRPC fronts, driven by the uring-net runtime.
 pub struct NsqEngine {
     shard: ShardId,
-    broker: Broker<Detached>,
+    broker: Broker<Handoff>,
     http: HttpFront,
     grpc: GrpcFront,
     /// gRPC subscriptions: consumers this shard owns, and its streams' traffic to their owners.
@@ -50,6 +182,7 @@ pub struct NsqEngine {
     shared: Shared,
     /// How the auth client reaches this shard (set in `on_start`).
     remote: Option<Remote<Msg>>,
+    transports: Transports,
 }
 
 impl NsqEngine {
@@ -60,6 +193,14 @@ impl NsqEngine {
         }
         let mut http = HttpFront::new(shared.api.clone(), shared.options.max_body_size.max(0) as usize);
         http.set_lookup(shared.lookup.clone());
+        http.set_tls_policy(shared.http_tls.clone());
+        let transports = Transports {
+            slots: Vec::new(),
+            wake: Vec::new(),
+            wire: Vec::new(),
+            tls: shared.tls.clone(),
+            plain_in_max_bytes: shared.plain_in_max_bytes,
+        };
         let grpc = GrpcFront::new(&shared.options, shared.start_time_ns);
         NsqEngine {
             shard,
@@ -69,20 +210,32 @@ impl NsqEngine {
             subs: Subs::new(shard, shards),
             shared,
             remote: None,
+            transports,
         }
     }
 
     fn with<R>(
         &mut self,
         io: &mut Io<Msg>,
-        f: impl FnOnce(&mut Broker<Detached>, &mut HttpFront, &mut GrpcFront, &mut IoNet<'_>) -> R,
+        f: impl FnOnce(&mut Broker<Handoff>, &mut HttpFront, &mut GrpcFront, &mut IoNet<'_>) -> R,
     ) -> R {
         let mut net = IoNet {
             io,
             subs: &mut self.subs,
+            transports: &mut self.transports,
         };
         let r = f(&mut self.broker, &mut self.http, &mut self.grpc, &mut net);
         settle(&mut self.broker, &mut self.http, &mut self.grpc, &mut net);
+        // Decoded input that waited while its connection was blocked: the runtime only
+        // schedules input it holds itself.
+        for c in std::mem::take(&mut net.transports.wake) {
+            if self.http.owns(c) {
+                self.http.on_input(&mut self.broker, &mut net, c);
+            } else {
+                self.broker.on_input(&mut net, c);
+            }
+            settle(&mut self.broker, &mut self.http, &mut self.grpc, &mut net);
+        }
         if self.broker.has_auth_requests() {
             let requests = self.broker.take_auth_requests();
             if let (Some(client), Some(remote)) = (&self.shared.auth, &self.remote) {
@@ -116,7 +269,7 @@ const SHIP_ROUNDS_MAX: usize = 4;
 
 /// Everything the broker owes after a callback: answers to front-end requests (which may
 /// submit more), and calls for virtual connections.
-fn settle(broker: &mut Broker<Detached>, http: &mut HttpFront, grpc: &mut GrpcFront, net: &mut IoNet<'_>) {
+fn settle(broker: &mut Broker<Handoff>, http: &mut HttpFront, grpc: &mut GrpcFront, net: &mut IoNet<'_>) {
     loop {
         let mut busy = false;
         // Answering may submit more (the next pipelined HTTP request, a call's next step);
@@ -168,6 +321,7 @@ pub struct IoNet<'a> {
     io: &'a mut Io<Msg>,
     /// Virtual connections (gRPC subscriptions) take the connection calls for their handles.
     pub(crate) subs: &'a mut Subs,
+    transports: &'a mut Transports,
 }
 
 fn conn(c: u64) -> ConnId {
@@ -175,7 +329,7 @@ fn conn(c: u64) -> ConnId {
 }
 
 impl Net for IoNet<'_> {
-    type Detached = Detached;
+    type Detached = Handoff;
 
     fn shard(&self) -> usize {
         self.io.shard()
@@ -190,36 +344,49 @@ impl Net for IoNet<'_> {
         if Subs::is_virtual(c) {
             return self.subs.input(c);
         }
-        self.io.input(conn(c))
+        let raw = self.io.input(conn(c))?;
+        match self.transports.get_mut(c) {
+            Some(t) => Some(&mut t.plain_in),
+            None => Some(raw),
+        }
     }
     fn write(&mut self, c: u64, bytes: &[u8]) {
         if Subs::is_virtual(c) {
             return self.subs.write(c, bytes);
         }
-        self.io.write(conn(c), bytes)
+        match self.transports.get_mut(c) {
+            Some(t) => t.write(bytes),
+            None => self.io.write(conn(c), bytes),
+        }
     }
     fn write_bytes(&mut self, c: u64, bytes: Bytes) {
         if Subs::is_virtual(c) {
             return self.subs.write_bytes(c, bytes);
         }
-        self.io.write_bytes(conn(c), bytes)
+        match self.transports.get_mut(c) {
+            Some(t) => t.write(&bytes),
+            None => self.io.write_bytes(conn(c), bytes),
+        }
     }
     fn flush(&mut self, c: u64) {
         if Subs::is_virtual(c) {
             return self.subs.flush(c);
         }
+        self.transports.send(self.io, c);
         self.io.flush(conn(c))
     }
     fn pending_output(&self, c: u64) -> usize {
         if Subs::is_virtual(c) {
             return self.subs.pending_output(c);
         }
-        self.io.pending_output(conn(c))
+        let plain = self.transports.get(c).map_or(0, |t| t.pending_plain());
+        self.io.pending_output(conn(c)) + plain
     }
     fn close(&mut self, c: u64) {
         if Subs::is_virtual(c) {
             return self.subs.close(c);
         }
+        self.transports.send(self.io, c);
         self.io.close(conn(c))
     }
     fn pause_reading(&mut self, c: u64) {
@@ -232,7 +399,10 @@ impl Net for IoNet<'_> {
         if Subs::is_virtual(c) {
             return self.subs.resume_reading(c);
         }
-        self.io.resume_reading(conn(c))
+        self.io.resume_reading(conn(c));
+        if self.transports.get(c).is_some_and(|t| !t.plain_in.is_empty()) {
+            self.transports.wake.push(c);
+        }
     }
     fn detach(&mut self, c: u64) {
         if Subs::is_virtual(c) {
@@ -240,12 +410,56 @@ impl Net for IoNet<'_> {
             debug_assert!(false, "virtual connection {c:#x} asked to detach");
             return self.subs.close(c);
         }
+        self.transports.send(self.io, c);
         self.io.detach(conn(c))
     }
-    fn attach(&mut self, detached: Detached) -> u64 {
-        self.io.attach(detached).to_u64()
+    fn attach(&mut self, handoff: Handoff) -> u64 {
+        let c = self.io.attach(handoff.conn).to_u64();
+        if let Some(t) = handoff.transport {
+            self.transports.insert(c, t);
+        }
+        c
     }
-    fn send(&mut self, to: usize, msg: ShardMsg<Detached>) -> Result<(), ShardMsg<Detached>> {
+    fn tls_info(&self, c: u64) -> Option<TlsInfo> {
+        self.transports.get(c)?.tls_info()
+    }
+    fn upgrade(&mut self, c: u64, upgrade: Upgrade) {
+        let mut ok = Vec::with_capacity(protocol::FRAME_HEADER_BYTES + 2);
+        protocol::encode_response(&mut ok, b"OK");
+        // The IDENTIFY reply, and each `OK`, goes out through the layers there before it.
+        self.transports.send(self.io, c);
+        let mut t = self.transports.remove(c).unwrap_or_default();
+        let mut result = Ok(());
+        if upgrade.tls {
+            result = match self.transports.tls.clone() {
+                Some(config) => t.start_tls(config),
+                None => Err(crate::transport::Fault::Tls(rustls::Error::General(
+                    "no TLS configuration".to_string(),
+                ))),
+            };
+            t.write(&ok);
+            result = result.and_then(|()| t.encode(&mut self.transports.wire));
+        }
+        if upgrade.snappy {
+            t.start_snappy();
+            t.write(&ok);
+        } else if let Some(level) = upgrade.deflate_level {
+            t.start_deflate(level);
+            t.write(&ok);
+        }
+        self.transports.insert(c, t);
+        if let Err(e) = result {
+            warn_closing(c, &e);
+            self.transports.wire.clear();
+            self.io.close(conn(c));
+            return;
+        }
+        self.transports.send(self.io, c);
+        self.io.flush(conn(c));
+        // What the client sent behind IDENTIFY is read through the new layers.
+        self.transports.pump(self.io, c);
+    }
+    fn send(&mut self, to: usize, msg: ShardMsg<Handoff>) -> Result<(), ShardMsg<Handoff>> {
         match self.io.send(to, Msg::Broker(msg)) {
             Ok(()) => Ok(()),
             Err(Msg::Broker(msg)) => Err(msg),
@@ -273,18 +487,30 @@ impl Engine for NsqEngine {
     }
     fn on_accept(&mut self, io: &mut Io<Msg>, c: ConnId, listener: usize, peer: Option<SocketAddr>) {
         let c = c.to_u64();
-        if Some(listener) == self.shared.listener_http {
-            self.http.on_accept(c);
+        let listeners = self.shared.listeners;
+        if Some(listener) == listeners.https {
+            let mut t = Box::new(Transport::new());
+            match self.transports.tls.clone().map(|config| t.start_tls(config)) {
+                Some(Ok(())) => {
+                    self.transports.insert(c, t);
+                    self.http.on_accept(c, true);
+                }
+                _ => io.close(conn(c)),
+            }
             return;
         }
-        if Some(listener) == self.shared.listener_grpc {
+        if Some(listener) == listeners.http {
+            self.http.on_accept(c, false);
+            return;
+        }
+        if Some(listener) == listeners.grpc {
             return self.with(io, |b, _, g, n| g.on_accept(b, n, c));
         }
         self.with(io, |b, _, _, n| b.on_accept(n, c, peer))
     }
     fn on_input(&mut self, io: &mut Io<Msg>, c: ConnId) {
         let c = c.to_u64();
-        self.with(io, |b, h, g, n| {
+        let handle = |b: &mut Broker<Handoff>, h: &mut HttpFront, g: &mut GrpcFront, n: &mut IoNet<'_>| {
             if h.owns(c) {
                 h.on_input(b, n, c)
             } else if g.owns(c) {
@@ -292,7 +518,20 @@ impl Engine for NsqEngine {
             } else {
                 b.on_input(n, c)
             }
-        })
+        };
+        if self.transports.get(c).is_none() {
+            return self.with(io, handle);
+        }
+        for round in 0..TRANSPORT_ROUNDS_MAX {
+            let decoded = self.transports.pump(io, c);
+            if decoded == 0 && round > 0 {
+                break;
+            }
+            self.with(io, handle);
+            if self.transports.get(c).is_none() {
+                break;
+            }
+        }
     }
     fn on_drained(&mut self, io: &mut Io<Msg>, c: ConnId) {
         let c = c.to_u64();
@@ -306,6 +545,7 @@ impl Engine for NsqEngine {
     }
     fn on_closed(&mut self, io: &mut Io<Msg>, c: ConnId) {
         let c = c.to_u64();
+        self.transports.remove(c);
         self.with(io, |b, h, g, n| {
             if h.owns(c) {
                 h.on_closed(c)
@@ -317,7 +557,12 @@ impl Engine for NsqEngine {
         })
     }
     fn on_detached(&mut self, io: &mut Io<Msg>, c: ConnId, detached: Detached) {
-        self.with(io, |b, _, _, n| b.on_detached(n, c.to_u64(), detached))
+        let c = c.to_u64();
+        let handoff = Handoff {
+            conn: detached,
+            transport: self.transports.remove(c),
+        };
+        self.with(io, |b, _, _, n| b.on_detached(n, c, handoff))
     }
     fn on_message(&mut self, io: &mut Io<Msg>, from: ShardId, msg: Msg) {
         match msg {

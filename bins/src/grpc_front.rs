@@ -11,6 +11,7 @@ use std::time::Instant;
 use futures::executor::{LocalPool, LocalSpawner};
 use futures::task::LocalSpawnExt;
 
+use crate::engine::Handoff;
 use crate::engine::IoNet;
 use squall_core::broker::{Broker, Net, Origin, Response as BrokerResponse};
 use squall_core::options::Options;
@@ -19,7 +20,6 @@ use squall_rpc::grpc::local::{Bridge, Timers};
 use squall_rpc::grpc::server::{serve_connection, Ctx, Limits};
 use squall_rpc::grpc::subscribe::SubHub;
 use squall_rpc::grpc::transport::{Pipe, Ready};
-use squall_uring_net::Detached;
 
 /// Timer token of the front's one deadline timer (broker tokens use kinds 1-5 in the top bits).
 pub const GRPC_TIMER_TOKEN: u64 = 0xf << 60;
@@ -70,7 +70,7 @@ impl GrpcFront {
     }
 
     /// Runs the calls after something outside them changed (subscription output arrived).
-    pub fn run(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
+    pub fn run(&mut self, broker: &mut Broker<Handoff>, net: &mut IoNet<'_>) {
         self.pump(broker, net);
     }
 
@@ -78,7 +78,7 @@ impl GrpcFront {
         self.conns.contains_key(&conn)
     }
 
-    pub fn on_accept(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>, conn: u64) {
+    pub fn on_accept(&mut self, broker: &mut Broker<Handoff>, net: &mut IoNet<'_>, conn: u64) {
         let pipe = Pipe::listed(conn, self.ready.clone());
         if self.ctx.health.borrow().is_draining() {
             pipe.start_drain();
@@ -93,26 +93,26 @@ impl GrpcFront {
         self.pump(broker, net);
     }
 
-    pub fn on_input(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>, conn: u64) {
+    pub fn on_input(&mut self, broker: &mut Broker<Handoff>, net: &mut IoNet<'_>, conn: u64) {
         self.hungry.push(conn);
         self.pump(broker, net);
     }
 
-    pub fn on_drained(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>, conn: u64) {
+    pub fn on_drained(&mut self, broker: &mut Broker<Handoff>, net: &mut IoNet<'_>, conn: u64) {
         if let Some(pipe) = self.conns.get(&conn) {
             pipe.set_kernel_pending(net.pending_output(conn));
         }
         self.pump(broker, net);
     }
 
-    pub fn on_closed(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>, conn: u64) {
+    pub fn on_closed(&mut self, broker: &mut Broker<Handoff>, net: &mut IoNet<'_>, conn: u64) {
         if let Some(pipe) = self.conns.remove(&conn) {
             pipe.set_eof();
         }
         self.pump(broker, net);
     }
 
-    pub fn on_timer(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
+    pub fn on_timer(&mut self, broker: &mut Broker<Handoff>, net: &mut IoNet<'_>) {
         self.armed = None;
         self.ctx.timers.borrow_mut().fire(Instant::now());
         self.pump(broker, net);
@@ -121,7 +121,7 @@ impl GrpcFront {
     /// Answers for calls' broker requests.
     pub fn on_responses(
         &mut self,
-        broker: &mut Broker<Detached>,
+        broker: &mut Broker<Handoff>,
         net: &mut IoNet<'_>,
         responses: Vec<(Origin, BrokerResponse)>,
     ) {
@@ -136,7 +136,7 @@ impl GrpcFront {
 
     /// Shutdown: health turns NOT_SERVING and every connection gets GOAWAY; calls in progress
     /// may finish until the runtime's drain timeout.
-    pub fn on_shutdown(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
+    pub fn on_shutdown(&mut self, broker: &mut Broker<Handoff>, net: &mut IoNet<'_>) {
         self.ctx.health.borrow_mut().set_draining();
         for pipe in self.conns.values() {
             pipe.start_drain();
@@ -146,7 +146,7 @@ impl GrpcFront {
 
     /// Runs the tasks until none can move: feeds them input, submits their broker requests,
     /// hands their output to the runtime, closes the connections whose task ended.
-    fn pump(&mut self, broker: &mut Broker<Detached>, net: &mut IoNet<'_>) {
+    fn pump(&mut self, broker: &mut Broker<Handoff>, net: &mut IoNet<'_>) {
         for round in 0.. {
             let mut moved = false;
             // Feed the connections that have input; keep those h2 has no room for yet.

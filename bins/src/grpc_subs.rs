@@ -19,7 +19,9 @@ use bytes::{Bytes, BytesMut};
 use slab::Slab;
 use squall_core::broker::{shard_for_topic, ShardMsg, VIRTUAL_CONN_BIT};
 use squall_rpc::grpc::subscribe::{SubChange, SubHub};
-use squall_uring_net::{Detached, Io};
+use squall_uring_net::Io;
+
+use crate::engine::Handoff;
 
 /// What one shard sends another about subscriptions. Dropped only with a stopping shard, whose
 /// streams and consumers end with it.
@@ -39,7 +41,7 @@ pub enum SubEvent {
 
 /// What crosses the runtime's mailboxes.
 pub enum Msg {
-    Broker(ShardMsg<Detached>),
+    Broker(ShardMsg<Handoff>),
     /// One turn's subscription events for the receiving shard, in order.
     Subs(Vec<SubEvent>),
 }

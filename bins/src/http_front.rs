@@ -10,6 +10,7 @@ use bytes::Buf;
 use squall_core::broker::{Broker, Net, Origin, Response as BrokerResponse};
 use squall_rpc::httpd::{
     expects_continue, http_date, oversized_request, parse_request, HttpError, Limits, ReplyTo, Response,
+    JSON_CONTENT_TYPE, NSQ_CONTENT_TYPE_NAME, NSQ_CONTENT_TYPE_V1,
 };
 use squall_rpc::nsqd::{self, Action, ApiContext, ApiRequest, Pending};
 
@@ -23,6 +24,16 @@ struct HttpConn {
     /// The request being served: its number, framing and how to finish it.
     busy: Option<(u64, ReplyTo, Pending)>,
     continued: bool,
+    /// Came in on the HTTPS listener.
+    tls: bool,
+}
+
+/// `--tls-required=true`: plain HTTP requests get 403 and the HTTPS port to use instead.
+#[derive(Clone, Debug, Default)]
+pub struct HttpTlsPolicy {
+    pub required: bool,
+    /// The HTTPS listener's port once bound (0 without one), as nsqd reports it.
+    pub https_port: Arc<OnceLock<u16>>,
 }
 
 pub struct HttpFront {
@@ -34,6 +45,7 @@ pub struct HttpFront {
     next_seq: u64,
     /// Told about `PUT /config/nsqlookupd_tcp_addresses`.
     lookup: Option<LookupLoop>,
+    tls_policy: HttpTlsPolicy,
 }
 
 impl HttpFront {
@@ -50,7 +62,12 @@ impl HttpFront {
             conns: HashMap::new(),
             next_seq: 0,
             lookup: None,
+            tls_policy: HttpTlsPolicy::default(),
         }
+    }
+
+    pub fn set_tls_policy(&mut self, policy: HttpTlsPolicy) {
+        self.tls_policy = policy;
     }
 
     pub fn set_lookup(&mut self, lookup: Option<LookupLoop>) {
@@ -71,12 +88,13 @@ impl HttpFront {
         self.conns.contains_key(&conn)
     }
 
-    pub fn on_accept(&mut self, conn: u64) {
+    pub fn on_accept(&mut self, conn: u64, tls: bool) {
         self.conns.insert(
             conn,
             HttpConn {
                 busy: None,
                 continued: false,
+                tls,
             },
         );
     }
@@ -155,6 +173,10 @@ impl HttpFront {
             };
             input.advance(used);
             state.continued = false;
+            // Plain HTTP under `--tls-required=true`: refused once started (the HTTPS port is
+            // known by then).
+            let refuse = self.tls_policy.required && !state.tls;
+            let https_port = self.tls_policy.https_port.clone();
             let reply_to = req.reply_to();
             let Some(ctx) = self.context(broker) else {
                 // Not started yet: the listener is open a moment before the context is set.
@@ -164,6 +186,20 @@ impl HttpFront {
                 }
                 continue;
             };
+            if refuse {
+                let port = https_port.get().copied().unwrap_or(0);
+                // nsqd formats this body by hand: note the spaces.
+                let body = format!(r#"{{"message": "TLS_REQUIRED", "https_port": {port}}}"#);
+                let resp = Response::new(403)
+                    .with_header("Content-Type", JSON_CONTENT_TYPE)
+                    .with_header(NSQ_CONTENT_TYPE_NAME, NSQ_CONTENT_TYPE_V1)
+                    .with_body(body);
+                respond(net, conn, &reply_to, resp);
+                if !reply_to.keep_alive {
+                    return;
+                }
+                continue;
+            }
             let api = ApiRequest {
                 method: &req.method,
                 path: &req.path,

@@ -4,6 +4,9 @@
 //! - `config`: nsqd's command line (Go `flag` syntax) and `--config` files → `DaemonConfig`.
 //! - `logging`: nsqd-style log lines with a process-wide level (`squalld`, `squall-lookupd`).
 //! - `engine`: the NSQ engine the uring-net runtime drives (forwards to `squall_core::broker`).
+//! - `transport`: a connection's TLS / snappy / deflate layers, which `engine` applies between
+//!   the runtime's bytes and the broker's.
+//! - `tls`: the TLS server configuration from nsqd's `--tls-*` flags.
 //! - `lookup_loop`: squalld's registration with nsqlookupd (one thread per lookupd, off the shards).
 //! - `statsd`: nsqd's statsd push (a thread off the shards that reads the node's own HTTP API).
 //! - `bin/squalld.rs`: the nsqd drop-in: flags, logging, signals.
@@ -27,7 +30,10 @@ mod memtrim;
 pub mod metadata;
 pub mod signals;
 pub mod statsd;
+pub mod tls;
 pub mod to_file;
+mod transport;
+mod x509_cn;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -73,6 +79,13 @@ pub struct NodeConfig {
     pub http_address: Option<SocketAddr>,
     /// gRPC (`--grpc-address`); `None` turns it off.
     pub grpc_address: Option<SocketAddr>,
+    /// The same API over TLS (`--https-address`); served only with `tls`.
+    pub https_address: Option<SocketAddr>,
+    /// The TLS configuration (`--tls-cert`, `--tls-key`, ...): TCP clients may upgrade with
+    /// IDENTIFY's `tls_v1`, and the HTTPS listener serves with it.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `--tls-required=true` (not `tcp-https`): plain HTTP requests are refused with 403.
+    pub http_tls_required: bool,
     pub shards: usize,
     pub pin_threads: bool,
     /// Where disk queues and `nsqd.dat` live; `None`: memory only, nothing survives a restart.
@@ -114,6 +127,9 @@ impl NodeConfig {
             tcp_address: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_address: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             grpc_address: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            https_address: None,
+            tls: None,
+            http_tls_required: false,
             shards: 2,
             pin_threads: false,
             data_path: None,
@@ -144,6 +160,7 @@ pub struct Node {
     tcp_address: SocketAddr,
     http_address: Option<SocketAddr>,
     grpc_address: Option<SocketAddr>,
+    https_address: Option<SocketAddr>,
     metadata: Option<(MetadataWriter, JoinHandle<()>, DataDirLock)>,
     lookup: LookupLoop,
     statsd: Option<statsd::Statsd>,
@@ -180,14 +197,20 @@ impl Node {
         }
         let lookup = LookupLoop::new(shards, config.lookupd_tcp_addresses.clone());
         let mut listeners = vec![config.tcp_address];
-        let listener_http = config.http_address.map(|a| {
-            listeners.push(a);
-            listeners.len() - 1
-        });
-        let listener_grpc = config.grpc_address.map(|a| {
-            listeners.push(a);
-            listeners.len() - 1
-        });
+        let mut numbered = engine::Listeners::default();
+        if let Some(addr) = config.http_address {
+            numbered.http = Some(listeners.len());
+            listeners.push(addr);
+        }
+        if let (Some(addr), Some(_)) = (config.https_address, &config.tls) {
+            numbered.https = Some(listeners.len());
+            listeners.push(addr);
+        }
+        if let Some(addr) = config.grpc_address {
+            numbered.grpc = Some(listeners.len());
+            listeners.push(addr);
+        }
+        let https_port = Arc::new(OnceLock::new());
         let start_time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let shared = Shared {
             options: options.clone(),
@@ -206,9 +229,14 @@ impl Node {
                     },
                 )
             }),
-            listener_http,
-            listener_grpc,
+            listeners: numbered,
             start_time_ns: start_time.as_nanos() as i64,
+            http_tls: http_front::HttpTlsPolicy {
+                required: config.http_tls_required,
+                https_port: https_port.clone(),
+            },
+            tls: config.tls.clone(),
+            plain_in_max_bytes: input_max_bytes,
         };
         memtrim::start();
         let runtime = RuntimeConfig {
@@ -226,8 +254,10 @@ impl Node {
             NsqEngine::new(shared.clone(), shard, shards)
         })?;
         let tcp_address = handle.local_addrs()[0];
-        let http_address = listener_http.map(|i| handle.local_addrs()[i]);
-        let grpc_address = listener_grpc.map(|i| handle.local_addrs()[i]);
+        let http_address = numbered.http.map(|i| handle.local_addrs()[i]);
+        let https_address = numbered.https.map(|i| handle.local_addrs()[i]);
+        let _ = https_port.set(https_address.map_or(0, |a| a.port()));
+        let grpc_address = numbered.grpc.map(|i| handle.local_addrs()[i]);
         let or_real = |port: u16, real: Option<u16>| match port {
             0 => real.map_or(0, i64::from),
             p => i64::from(p),
@@ -280,6 +310,7 @@ impl Node {
             tcp_address,
             http_address,
             grpc_address,
+            https_address,
             metadata,
             lookup,
             statsd,
@@ -299,6 +330,11 @@ impl Node {
     /// The gRPC address, if it is on.
     pub fn grpc_address(&self) -> Option<SocketAddr> {
         self.grpc_address
+    }
+
+    /// The HTTPS API's address, if it is on.
+    pub fn https_address(&self) -> Option<SocketAddr> {
+        self.https_address
     }
 
     /// Stops accepting, sends CLOSE_WAIT to consumers, closes every connection.

@@ -22,11 +22,15 @@ pub struct Options {
     pub output_buffer_timeout_ms: i64,
     pub max_channel_consumers: usize,
     pub max_deflate_level: i64,
-    /// Whether the server offers snappy / deflate / TLS, and whether AUTH is on (an auth server
-    /// is configured).
+    /// Whether the server offers snappy / deflate / TLS (`--snappy`, `--deflate`, a TLS cert and
+    /// key), and whether AUTH is on (an auth server is configured). The runtime adapter carries
+    /// out the upgrades the broker asks for.
     pub snappy: bool,
     pub deflate: bool,
     pub tls_enabled: bool,
+    /// `--tls-required` (`true` or `tcp-https`): every TCP command but IDENTIFY fails until the
+    /// connection has upgraded to TLS.
+    pub tls_required: bool,
     pub auth_enabled: bool,
     /// `--e2e-processing-latency-percentile`, sorted descending; empty disables the tracking.
     pub e2e_percentiles: Vec<f64>,
@@ -55,6 +59,7 @@ impl Default for Options {
             snappy: false,
             deflate: false,
             tls_enabled: false,
+            tls_required: false,
             auth_enabled: false,
             e2e_percentiles: Vec::new(),
             e2e_window_ms: 10 * 60_000,

@@ -69,6 +69,9 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     if let Some(grpc) = node.grpc_address() {
         log_info!("gRPC: listening on {grpc}");
     }
+    if let Some(https) = node.https_address() {
+        log_info!("HTTPS: listening on {https}");
+    }
     let signal = signals.wait()?;
     log_info!("received signal {signal}: draining");
     node.shutdown();
@@ -80,18 +83,11 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
 /// Options squalld parses and reports but does not act on yet: say so, rather than run as if
 /// they were honoured (an operator who sets an auth server expects clients to be checked).
 fn warn_unimplemented(c: &DaemonConfig) {
-    let ignored = [
-        (
-            "--auth-http-address",
-            !c.auth_http_addresses.is_empty(),
-            "clients are NOT authenticated",
-        ),
-        (
-            "--tls-cert",
-            !c.tls_cert.is_empty(),
-            "TLS is not served yet; clients connect in plain text",
-        ),
-    ];
+    let ignored = [(
+        "--auth-http-address",
+        !c.auth_http_addresses.is_empty(),
+        "clients are NOT authenticated",
+    )];
     for (flag, set, consequence) in ignored {
         if set {
             log_warn!("{flag} is not implemented in squalld yet and is ignored: {consequence}");

@@ -291,7 +291,7 @@ impl<D: Send + 'static> Broker<D> {
                     c.consumers
                         .iter()
                         .filter_map(|&conn| self.session(conn))
-                        .map(client_stats)
+                        .map(|s| client_stats(s, net))
                         .collect()
                 });
                 channels.push(ChannelStats {
@@ -337,7 +337,7 @@ impl<D: Send + 'static> Broker<D> {
                 .flatten()
                 .filter(|s| !s.pub_counts.is_empty())
                 .map(|s| {
-                    let mut c = client_stats(s);
+                    let mut c = client_stats(s, net);
                     // nsqd lists one entry only (its loop stops at the first match).
                     c.pub_counts = s
                         .pub_counts
@@ -381,7 +381,8 @@ impl<D: Send + 'static> Broker<D> {
     }
 }
 
-fn client_stats(s: &super::Session) -> ClientStats {
+fn client_stats<N: Net>(s: &super::Session, net: &N) -> ClientStats {
+    let tls = net.tls_info(s.conn).unwrap_or_default();
     ClientStats {
         client_id: s.client_name.clone(),
         hostname: s.hostname.clone(),
@@ -399,8 +400,8 @@ fn client_stats(s: &super::Session) -> ClientStats {
         requeue_count: s.requeue_count,
         connect_ts: s.connect_ts,
         sample_rate: s.sample_rate,
-        deflate: false,
-        snappy: false,
+        deflate: s.deflate,
+        snappy: s.snappy,
         user_agent: s.user_agent.clone(),
         authed: s.auth.is_some(),
         auth_identity: s.auth.as_ref().map_or_else(String::new, |a| a.identity.clone()),
@@ -411,10 +412,10 @@ fn client_stats(s: &super::Session) -> ClientStats {
         topology_zone: String::new(),
         topology_region: String::new(),
         pub_counts: Vec::new(),
-        tls: false,
-        tls_cipher_suite: String::new(),
-        tls_version: String::new(),
-        tls_negotiated_protocol: String::new(),
-        tls_negotiated_protocol_is_mutual: false,
+        tls: s.tls,
+        tls_cipher_suite: tls.cipher_suite,
+        tls_version: tls.version,
+        tls_negotiated_protocol: tls.negotiated_protocol,
+        tls_negotiated_protocol_is_mutual: tls.negotiated_protocol_is_mutual,
     }
 }

@@ -46,6 +46,7 @@ impl<D: Send + 'static> Broker<D> {
     /// The AUTH command, body already taken from the input (spec §4.2 steps 7 to 10).
     pub(super) fn auth_cmd<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64, secret: Vec<u8>) -> bool {
         let enabled = self.opts.auth_enabled;
+        let common_name = net.tls_info(conn).map(|t| t.common_name).unwrap_or_default();
         let Some(s) = self.session_mut(conn) else {
             return false;
         };
@@ -66,6 +67,7 @@ impl<D: Send + 'static> Broker<D> {
             return false;
         }
         s.auth_secret = secret;
+        s.tls_common_name = common_name;
         self.query_auth(conn, AuthWait::Auth);
         false
     }

@@ -30,7 +30,7 @@ pub use durability::{AckTo, QueueRef, TopicMeta};
 pub use msg::{
     AdminError, AdminOp, Migration, Origin, PubKind, PublishReply, PublishReq, Request, Response, ShardMsg,
 };
-pub use net::{ConnRef, Net};
+pub use net::{ConnRef, Net, TlsInfo, Upgrade};
 pub use publish::PUBLISH_BATCH_MESSAGES_MAX;
 pub use session::{Blocked, Pending, Session};
 
@@ -392,7 +392,7 @@ impl<D: Send + 'static> Broker<D> {
             let ctx = DecodeCtx {
                 state: session.state,
                 heartbeats_disabled: session.heartbeats_disabled(),
-                tls_required_unmet: false,
+                tls_required_unmet: self.opts.tls_required && !session.tls,
                 options: &self.opts,
             };
             let decoded = protocol::decode(input, &ctx);
@@ -603,16 +603,31 @@ impl<D: Send + 'static> Broker<D> {
             output_buffer_timeout: s.output_buffer_timeout_ms,
             ..reply_base
         };
+        // Upgrades follow a negotiated reply only; a layer already on is not stacked a second
+        // time by a later IDENTIFY.
+        let compressed = s.snappy || s.deflate;
+        let upgrade = Upgrade {
+            tls: req.feature_negotiation && reply.tls_v1 && !s.tls && !compressed,
+            snappy: req.feature_negotiation && snappy && !compressed,
+            deflate_level: (req.feature_negotiation && deflate && !compressed)
+                .then_some(deflate_level.clamp(1, 9) as u32),
+        };
+        s.tls |= upgrade.tls;
+        s.snappy |= upgrade.snappy;
+        s.deflate |= upgrade.deflate_level.is_some();
         if first {
             // nsqd restarts the heartbeat ticker on the first IDENTIFY only.
             self.arm_heartbeat(net, conn);
         }
         self.arm_read_deadline(net, conn);
-        if req.feature_negotiation {
-            let json = protocol::identify_reply_json(&reply);
-            self.write_response(net, conn, &json);
-        } else {
+        if !req.feature_negotiation {
             self.write_response(net, conn, b"OK");
+            return true;
+        }
+        let json = protocol::identify_reply_json(&reply);
+        self.write_response(net, conn, &json);
+        if !upgrade.is_empty() {
+            net.upgrade(conn, upgrade);
         }
         true
     }

@@ -58,6 +58,10 @@ pub struct Session {
     pub output_buffer_size: i64,
     /// `0` disables the timed flush.
     pub output_buffer_timeout_ms: i64,
+    /// Transport layers the connection has upgraded to (IDENTIFY with feature negotiation).
+    pub tls: bool,
+    pub snappy: bool,
+    pub deflate: bool,
 
     /// Slab key of the subscribed channel.
     pub channel: Option<usize>,
@@ -84,8 +88,7 @@ pub struct Session {
     pub auth_secret: Vec<u8>,
     /// The query in flight: its ticket and what its answer is for.
     pub auth_wait: Option<(u64, super::AuthWait)>,
-    /// Whether the connection upgraded to TLS, and the Subject CN of the client's certificate.
-    pub tls: bool,
+    /// Subject CN of the client's TLS certificate, for the auth server (empty without one).
     pub tls_common_name: String,
 }
 
@@ -112,6 +115,9 @@ impl Session {
             sample_rate: 0,
             output_buffer_size: Options::DEFAULT_OUTPUT_BUFFER_SIZE,
             output_buffer_timeout_ms: opts.output_buffer_timeout_ms,
+            tls: false,
+            snappy: false,
+            deflate: false,
             channel: None,
             pending_sub: None,
             rdy: 0,
@@ -129,7 +135,6 @@ impl Session {
             auth: None,
             auth_secret: Vec::new(),
             auth_wait: None,
-            tls: false,
             tls_common_name: String::new(),
         }
     }

@@ -88,6 +88,8 @@ pub struct FakeNet {
     /// fsyncs asked for and not yet completed (`Cluster::turn` completes them unless held).
     pub fsyncs: Vec<(std::os::fd::RawFd, u64)>,
     pub hold_fsyncs: bool,
+    /// `upgrade` calls, in order. The fake has no layers: it answers each with a plain `OK`.
+    pub upgrades: Vec<(u64, squall_core::broker::Upgrade)>,
 }
 
 impl FakeNet {
@@ -110,6 +112,7 @@ impl FakeNet {
             send_refusals: 0,
             fsyncs: Vec::new(),
             hold_fsyncs: false,
+            upgrades: Vec::new(),
         }
     }
 
@@ -229,6 +232,16 @@ impl Net for FakeNet {
         if let Some(c) = self.conn_mut(conn) {
             c.detaching = true;
         }
+    }
+    fn upgrade(&mut self, conn: u64, upgrade: squall_core::broker::Upgrade) {
+        self.upgrades.push((conn, upgrade));
+        let layers = usize::from(upgrade.tls)
+            + usize::from(upgrade.snappy)
+            + usize::from(upgrade.deflate_level.is_some());
+        for _ in 0..layers {
+            self.write(conn, b"\x00\x00\x00\x06\x00\x00\x00\x00OK");
+        }
+        self.flush(conn);
     }
     fn attach(&mut self, detached: Detached) -> u64 {
         self.insert(detached.socket, detached.input)
