@@ -146,3 +146,36 @@ def test_refused_secrets_close_the_connection_with_nsqds_errors(authed_squalld):
         assert conn.read_frame() == (1, error)
         assert conn.read_until_eof(5), "the error is fatal"
         conn.close()
+
+
+def test_auth_over_tls_sends_the_client_certificates_common_name(tmp_path, auth_server):
+    """With a client certificate (require-verify), AUTH after the TLS upgrade tells the auth
+    server `tls=true` and the certificate's subject CN, as nsqd does."""
+    import ssl
+
+    from test_tls_compression import Pki, identify_then_tls, read_frame
+
+    pki = Pki(tmp_path, "squall")
+    cert, key = pki.issue("server", server=True)
+    daemon = start_daemon(tmp_path, [
+        f"--tls-cert={cert}", f"--tls-key={key}",
+        "--tls-client-auth-policy=require-verify", f"--tls-root-ca-file={pki.ca_path}",
+        f"--auth-http-address={auth_server.address}",
+    ])
+    try:
+        context = ssl.create_default_context(cafile=pki.ca_path)
+        context.load_cert_chain(*pki.issue("client", server=False))
+        tls, reply = identify_then_tls(daemon.port, context)
+        assert reply["auth_required"] is True and reply["tls_v1"] is True
+        assert read_frame(tls) == (0, b"OK")
+        tls.sendall(b"AUTH\n" + len(b"good").to_bytes(4, "big") + b"good")
+        frame_type, data = read_frame(tls)
+        assert frame_type == 0, data
+        assert json.loads(data)["identity"] == "pyclient"
+        tls.close()
+    finally:
+        daemon.stop_and_check()
+    _, query = auth_server.queries[-1]
+    assert query["tls"] == ["true"]
+    assert query["common_name"] == ["squall client"]
+    assert query["secret"] == ["good"]
