@@ -523,6 +523,7 @@ def test_subscribe_delivers_batches_and_fin_settles(grpcd, shard):
     clients = [cl for t in stats(grpcd, topic=topic, include_clients=True).topics for ch in t.channels
                for cl in ch.clients]
     assert [(cl.transport, cl.client_id, cl.in_flight_count) for cl in clients] == [("grpc", "py-sub", 200)]
+    assert clients[0].remote_address.startswith("127.0.0.1:"), clients[0].remote_address
     sub.send(fin=pb.Settle(ids=[m.id for m in got]))
     deadline = time.monotonic() + CALL_TIMEOUT_S
     while channel_stats(grpcd, topic, "c").in_flight_count:

@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -187,7 +188,7 @@ async fn serve_call(req: Request<RecvStream>, respond: SendResponse<Bytes>, ctx:
     };
     let mut call = Call::new(respond, body, ctx.limits.message_bytes_max);
     let outcome = {
-        let handler = pin!(handle(method, &mut call, &ctx));
+        let handler = pin!(handle(method, &mut call, &ctx, pipe.peer()));
         match deadline {
             None => Some(handler.await),
             Some(at) => match select(handler, pin!(sleep_until(&ctx.timers, at))).await {
@@ -235,10 +236,10 @@ async fn yield_now() {
     .await
 }
 
-async fn handle(method: Route, call: &mut Call, ctx: &Rc<Ctx>) -> Status {
+async fn handle(method: Route, call: &mut Call, ctx: &Rc<Ctx>, peer: Option<SocketAddr>) -> Status {
     let result = match method {
         Route::Publish => publish::publish(call, ctx).await,
-        Route::Subscribe => subscribe::subscribe(call, ctx).await,
+        Route::Subscribe => subscribe::subscribe(call, ctx, peer).await,
         Route::Admin(op) => admin::serve(op, call, ctx).await,
         Route::HealthCheck => health::check(call, ctx).await,
         Route::HealthList => health::list(call, ctx).await,

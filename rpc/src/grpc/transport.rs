@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -40,6 +41,8 @@ struct State {
     conn: u64,
     ready: Option<Ready>,
     listed: bool,
+    /// The client's address, as the runtime reported it.
+    peer: Option<SocketAddr>,
 }
 
 /// Connections with output to take or a finished task: the front looks at these only.
@@ -66,14 +69,19 @@ impl Pipe {
     }
 
     /// A pipe that reports itself on `ready` (as `conn`) when it has output or its task ends.
-    pub fn listed(conn: u64, ready: Ready) -> Pipe {
+    pub fn listed(conn: u64, ready: Ready, peer: Option<SocketAddr>) -> Pipe {
         let pipe = Pipe::default();
         {
             let mut s = pipe.0.borrow_mut();
             s.conn = conn;
             s.ready = Some(ready);
+            s.peer = peer;
         }
         pipe
+    }
+
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.0.borrow().peer
     }
 
     /// Moves bytes from the runtime's input while h2 is short of them. True when any moved.
