@@ -43,6 +43,8 @@ struct State {
     listed: bool,
     /// The client's address, as the runtime reported it.
     peer: Option<SocketAddr>,
+    /// Request bytes this connection's calls hold in their decoders (partial messages).
+    request_bytes: usize,
 }
 
 /// Connections with output to take or a finished task: the front looks at these only.
@@ -82,6 +84,14 @@ impl Pipe {
 
     pub fn peer(&self) -> Option<SocketAddr> {
         self.0.borrow().peer
+    }
+
+    /// A call's decoder went from holding `before` to `after` bytes; returns the connection's
+    /// total.
+    pub fn account_request_bytes(&self, before: usize, after: usize) -> usize {
+        let mut s = self.0.borrow_mut();
+        s.request_bytes = (s.request_bytes + after).saturating_sub(before);
+        s.request_bytes
     }
 
     /// Moves bytes from the runtime's input while h2 is short of them. True when any moved.
