@@ -290,7 +290,7 @@ fn settle(broker: &mut Broker<Handoff>, http: &mut HttpFront, grpc: &mut GrpcFro
         for work in net.subs.take_work() {
             busy = true;
             match work {
-                Work::Accept(c) => broker.on_accept(net, c, None),
+                Work::Accept(c, peer) => broker.on_accept(net, c, peer),
                 Work::Read(c) => broker.on_input(net, c),
                 Work::Closed(c) => {
                     broker.on_closed(net, c);
@@ -504,7 +504,7 @@ impl Engine for NsqEngine {
             return;
         }
         if Some(listener) == listeners.grpc {
-            return self.with(io, |b, _, g, n| g.on_accept(b, n, c));
+            return self.with(io, |b, _, g, n| g.on_accept(b, n, c, peer));
         }
         self.with(io, |b, _, _, n| b.on_accept(n, c, peer))
     }

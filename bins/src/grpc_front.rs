@@ -78,8 +78,14 @@ impl GrpcFront {
         self.conns.contains_key(&conn)
     }
 
-    pub fn on_accept(&mut self, broker: &mut Broker<Handoff>, net: &mut IoNet<'_>, conn: u64) {
-        let pipe = Pipe::listed(conn, self.ready.clone());
+    pub fn on_accept(
+        &mut self,
+        broker: &mut Broker<Handoff>,
+        net: &mut IoNet<'_>,
+        conn: u64,
+        peer: Option<std::net::SocketAddr>,
+    ) {
+        let pipe = Pipe::listed(conn, self.ready.clone(), peer);
         if self.ctx.health.borrow().is_draining() {
             pipe.start_drain();
         }

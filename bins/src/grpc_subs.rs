@@ -14,6 +14,7 @@
 //! (`CONSUMER_OUTPUT_BYTES_MAX`); a full lane keeps the batch here and retries next turn.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use slab::Slab;
@@ -27,8 +28,13 @@ use crate::engine::Handoff;
 /// streams and consumers end with it.
 #[derive(Debug)]
 pub enum SubEvent {
-    /// Stream shard → owner: a new consumer, with its NSQ opening (IDENTIFY, SUB, RDY).
-    Open { sub: u64, input: Bytes },
+    /// Stream shard → owner: a new consumer, with its NSQ opening (IDENTIFY, SUB, RDY) and its
+    /// client's address.
+    Open {
+        sub: u64,
+        input: Bytes,
+        peer: Option<SocketAddr>,
+    },
     /// Stream shard → owner: more commands.
     Input { sub: u64, input: Bytes },
     /// Stream shard → owner: the stream ended.
@@ -72,7 +78,7 @@ struct VConn {
 /// Broker calls owed to virtual connections, made by the engine outside the broker's own calls.
 #[derive(Clone, Copy, Debug)]
 pub enum Work {
-    Accept(u64),
+    Accept(u64, Option<SocketAddr>),
     Read(u64),
     /// The connection ended (its stream left, or the broker closed it): `on_closed`, then free.
     Closed(u64),
@@ -189,10 +195,15 @@ impl Subs {
     pub fn route_stream_changes(&mut self, changes: Vec<SubChange>, hub: &mut SubHub) {
         for change in changes {
             let (owner, event) = match change {
-                SubChange::Open { id, topic, input } => {
+                SubChange::Open {
+                    id,
+                    topic,
+                    input,
+                    peer,
+                } => {
                     let owner = shard_for_topic(&topic, self.shards);
                     self.stream_owners.insert(id, owner);
-                    (owner, SubEvent::Open { sub: id, input })
+                    (owner, SubEvent::Open { sub: id, input, peer })
                 }
                 SubChange::Input { id, input } => match self.stream_owners.get(&id) {
                     Some(&owner) => (owner, SubEvent::Input { sub: id, input }),
@@ -214,7 +225,7 @@ impl Subs {
     /// An event from shard `from` (or from this shard's own streams).
     pub fn apply(&mut self, from: usize, event: SubEvent, hub: &mut SubHub) {
         match event {
-            SubEvent::Open { sub, input } => {
+            SubEvent::Open { sub, input, peer } => {
                 let route = Route { shard: from, sub };
                 self.generation = self.generation.wrapping_add(1);
                 let generation = self.generation;
@@ -230,7 +241,7 @@ impl Subs {
                 });
                 let conn = (u64::from(generation) << 32) | VIRTUAL_CONN_BIT | key as u64;
                 self.by_route.insert(route, conn);
-                self.work.push(Work::Accept(conn));
+                self.work.push(Work::Accept(conn, peer));
             }
             SubEvent::Input { sub, input } => {
                 let route = Route { shard: from, sub };
@@ -348,11 +359,12 @@ mod tests {
             SubEvent::Open {
                 sub,
                 input: Bytes::from_static(b"  V2"),
+                peer: None,
             },
             hub,
         );
         match owner.take_work()[..] {
-            [Work::Accept(conn)] => conn,
+            [Work::Accept(conn, _)] => conn,
             ref other => panic!("expected one accept, got {other:?}"),
         }
     }
@@ -417,6 +429,7 @@ mod tests {
             id: 1,
             topic: remote_topic(0),
             input: Bytes::from_static(b"  V2"),
+            peer: None,
         };
         let fin = SubChange::Input {
             id: 1,
@@ -441,8 +454,9 @@ mod tests {
             id: 2,
             topic: local,
             input: Bytes::from_static(b"  V2"),
+            peer: None,
         };
         subs.route_stream_changes(vec![open], &mut hub);
-        assert!(matches!(subs.take_work()[..], [Work::Accept(_)]));
+        assert!(matches!(subs.take_work()[..], [Work::Accept(_, _)]));
     }
 }

@@ -392,6 +392,51 @@ def test_client_that_never_reads_stalls_only_itself(grpcd):
     assert stats(grpcd, topic=topic).topics[0].message_count == 1
 
 
+def test_partial_requests_on_many_streams_are_bounded(grpcd):
+    """A connection that starts a large request on each of 24 streams and finishes none: past
+    64 MiB held for it, its calls fail RESOURCE_EXHAUSTED instead of the shard buffering
+    24 x 5 MiB; the server keeps serving others."""
+    raw = RawH2(grpcd.grpc_address)
+    rss_before = rss_kib(grpcd.proc.pid)
+    try:
+        declared = 5 * MIB
+        prefix = b"\x00" + declared.to_bytes(4, "big")
+        streams = {raw.request("/squall.v1.Broker/Publish", body=prefix, end=False): len(prefix)
+                   for _ in range(24)}
+        chunk = b"x" * 16384
+        refused = set()
+        deadline = time.monotonic() + 30
+        raw.sock.settimeout(0.005)
+        while len(refused) < 4 and time.monotonic() < deadline:
+            sent_any = False
+            for sid, sent in streams.items():
+                if sid in refused or sent >= declared:
+                    continue
+                room = min(raw.conn.local_flow_control_window(sid), len(chunk), declared - sent)
+                if room > 0:
+                    raw.conn.send_data(sid, chunk[:room])
+                    streams[sid] = sent + room
+                    sent_any = True
+            raw.flush()
+            try:
+                raw.pump()
+            except TimeoutError:
+                pass
+            for e in raw.events:
+                if isinstance(e, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                    if dict(e.headers).get(b"grpc-status") == b"8":
+                        refused.add(e.stream_id)
+            if not sent_any and all(v >= declared for v in streams.values()):
+                break
+        assert refused, "no call was refused although the connection holds over 64 MiB"
+        assert sum(streams.values()) > 64 * MIB
+        grown_kib = rss_kib(grpcd.proc.pid) - rss_before
+        assert grown_kib < 100 * 1024, f"RSS grew {grown_kib} KiB"
+        assert stats(grpcd).version == "1.3.0", "others are served meanwhile"
+    finally:
+        raw.close()
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -523,6 +568,7 @@ def test_subscribe_delivers_batches_and_fin_settles(grpcd, shard):
     clients = [cl for t in stats(grpcd, topic=topic, include_clients=True).topics for ch in t.channels
                for cl in ch.clients]
     assert [(cl.transport, cl.client_id, cl.in_flight_count) for cl in clients] == [("grpc", "py-sub", 200)]
+    assert clients[0].remote_address.startswith("127.0.0.1:"), clients[0].remote_address
     sub.send(fin=pb.Settle(ids=[m.id for m in got]))
     deadline = time.monotonic() + CALL_TIMEOUT_S
     while channel_stats(grpcd, topic, "c").in_flight_count:

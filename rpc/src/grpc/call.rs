@@ -10,7 +10,9 @@ use http::{HeaderMap, HeaderValue, Response};
 use prost::Message;
 
 use super::framing::{self, Decoder};
+use super::server::Limits;
 use super::status::{Code, Status};
+use super::transport::Pipe;
 
 pub const CONTENT_TYPE: &str = "application/grpc";
 
@@ -22,6 +24,11 @@ pub struct Call {
     /// The client ended its side (END_STREAM seen).
     recv_done: bool,
     finished: bool,
+    /// The connection: it counts request bytes held by all its calls' decoders.
+    pipe: Pipe,
+    /// This call's part of that count, and the most the connection may hold.
+    accounted: usize,
+    connection_request_bytes_max: usize,
 }
 
 fn stream_gone(e: h2::Error) -> Status {
@@ -33,21 +40,33 @@ fn stream_gone(e: h2::Error) -> Status {
 }
 
 impl Call {
-    pub fn new(respond: SendResponse<Bytes>, recv: RecvStream, message_bytes_max: usize) -> Call {
+    pub fn new(respond: SendResponse<Bytes>, recv: RecvStream, limits: &Limits, pipe: Pipe) -> Call {
         Call {
             respond,
             send: None,
             recv,
-            decoder: Decoder::new(message_bytes_max),
+            decoder: Decoder::new(limits.message_bytes_max),
             recv_done: false,
             finished: false,
+            pipe,
+            accounted: 0,
+            connection_request_bytes_max: limits.connection_request_bytes_max,
         }
+    }
+
+    /// Brings the connection's count of buffered request bytes up to date; the total.
+    fn account(&mut self) -> usize {
+        let now = self.decoder.buffered();
+        let total = self.pipe.account_request_bytes(self.accounted, now);
+        self.accounted = now;
+        total
     }
 
     /// The next request message; `Ok(None)` once the client ended its side.
     pub async fn next_bytes(&mut self) -> Result<Option<Bytes>, Status> {
         loop {
             if let Some(msg) = self.decoder.next_message()? {
+                self.account();
                 return Ok(Some(msg));
             }
             if self.recv_done {
@@ -60,6 +79,14 @@ impl Call {
                 Some(Ok(chunk)) => {
                     let _ = self.recv.flow_control().release_capacity(chunk.len());
                     self.decoder.push(&chunk);
+                    if self.account() > self.connection_request_bytes_max {
+                        // Partial messages on every stream would otherwise add up to streams
+                        // × message limit.
+                        return Err(Status::new(
+                            Code::ResourceExhausted,
+                            "too many request bytes buffered on this connection",
+                        ));
+                    }
                 }
                 Some(Err(e)) => return Err(stream_gone(e)),
                 None => self.recv_done = true,
@@ -151,6 +178,12 @@ impl Call {
                 let _ = self.respond.send_response(resp, true);
             }
         }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.pipe.account_request_bytes(self.accounted, 0);
     }
 }
 

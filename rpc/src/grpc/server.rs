@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -40,6 +41,10 @@ pub const SEND_BUFFER_BYTES: usize = 1024 * 1024;
 pub const HEADER_LIST_BYTES_MAX: u32 = 64 * 1024;
 /// gRPC's usual message limit; raised to `--max-body-size` (plus framing) when that is larger.
 pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+/// Request bytes all calls of one connection may hold in partial messages (at least this, and
+/// room for a few maximum-size messages at once); beyond, a call fails RESOURCE_EXHAUSTED.
+pub const CONNECTION_REQUEST_BYTES_MIN: usize = 64 * 1024 * 1024;
+pub const CONNECTION_REQUEST_MESSAGES_MIN: usize = 4;
 /// Room for a publish's protobuf framing beyond its bodies.
 pub const MESSAGE_OVERHEAD_BYTES: usize = 64 * 1024;
 
@@ -56,6 +61,7 @@ pub struct Ctx {
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub message_bytes_max: usize,
+    pub connection_request_bytes_max: usize,
     /// nsqd's `--max-msg-size`, `--max-body-size`, `--max-req-timeout`, `--max-msg-timeout`,
     /// `--max-rdy-count`, `--msg-timeout`.
     pub max_msg_size: usize,
@@ -69,8 +75,11 @@ pub struct Limits {
 impl Limits {
     pub fn from_options(o: &squall_core::options::Options) -> Limits {
         let max_body_size = o.max_body_size.max(0) as usize;
+        let message_bytes_max = MESSAGE_BYTES_MAX_DEFAULT.max(max_body_size + MESSAGE_OVERHEAD_BYTES);
         Limits {
-            message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT.max(max_body_size + MESSAGE_OVERHEAD_BYTES),
+            message_bytes_max,
+            connection_request_bytes_max: CONNECTION_REQUEST_BYTES_MIN
+                .max(CONNECTION_REQUEST_MESSAGES_MIN * message_bytes_max),
             max_msg_size: o.max_msg_size.max(0) as usize,
             max_body_size,
             max_req_timeout: Duration::from_millis(o.max_req_timeout_ms.max(0) as u64),
@@ -185,9 +194,9 @@ async fn serve_call(req: Request<RecvStream>, respond: SendResponse<Bytes>, ctx:
         );
         return refuse_grpc(respond, &status, HeaderMap::new());
     };
-    let mut call = Call::new(respond, body, ctx.limits.message_bytes_max);
+    let mut call = Call::new(respond, body, &ctx.limits, pipe.clone());
     let outcome = {
-        let handler = pin!(handle(method, &mut call, &ctx));
+        let handler = pin!(handle(method, &mut call, &ctx, pipe.peer()));
         match deadline {
             None => Some(handler.await),
             Some(at) => match select(handler, pin!(sleep_until(&ctx.timers, at))).await {
@@ -235,10 +244,10 @@ async fn yield_now() {
     .await
 }
 
-async fn handle(method: Route, call: &mut Call, ctx: &Rc<Ctx>) -> Status {
+async fn handle(method: Route, call: &mut Call, ctx: &Rc<Ctx>, peer: Option<SocketAddr>) -> Status {
     let result = match method {
         Route::Publish => publish::publish(call, ctx).await,
-        Route::Subscribe => subscribe::subscribe(call, ctx).await,
+        Route::Subscribe => subscribe::subscribe(call, ctx, peer).await,
         Route::Admin(op) => admin::serve(op, call, ctx).await,
         Route::HealthCheck => health::check(call, ctx).await,
         Route::HealthList => health::list(call, ctx).await,

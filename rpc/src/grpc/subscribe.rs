@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -39,8 +40,14 @@ pub const BATCH_BYTES_MAX: usize = 1024 * 1024;
 /// What the front must carry to the owner shard's broker.
 #[derive(Debug)]
 pub enum SubChange {
-    /// A new subscription: NSQ V2 bytes (magic, IDENTIFY, SUB, RDY) for a consumer of `topic`.
-    Open { id: u64, topic: Name, input: Bytes },
+    /// A new subscription: NSQ V2 bytes (magic, IDENTIFY, SUB, RDY) for a consumer of `topic`,
+    /// from the client at `peer`.
+    Open {
+        id: u64,
+        topic: Name,
+        input: Bytes,
+        peer: Option<SocketAddr>,
+    },
     /// More commands (RDY, FIN, REQ, TOUCH).
     Input { id: u64, input: Bytes },
     /// The stream ended: the consumer leaves (its in-flight messages time out as on TCP).
@@ -112,13 +119,18 @@ struct Subscription {
 }
 
 impl Subscription {
-    fn open(hub: &Rc<RefCell<SubHub>>, topic: Name, input: Bytes) -> Subscription {
+    fn open(hub: &Rc<RefCell<SubHub>>, topic: Name, input: Bytes, peer: Option<SocketAddr>) -> Subscription {
         let mut h = hub.borrow_mut();
         h.next_id += 1;
         let id = h.next_id;
         let state = Rc::new(RefCell::new(SubState::default()));
         h.subs.insert(id, state.clone());
-        h.changes.push(SubChange::Open { id, topic, input });
+        h.changes.push(SubChange::Open {
+            id,
+            topic,
+            input,
+            peer,
+        });
         Subscription {
             id,
             state,
@@ -381,7 +393,7 @@ fn check_start(start: &Start, ctx: &Ctx) -> Result<(Name, Name, Duration), Statu
     Ok((topic, channel, msg_timeout))
 }
 
-pub async fn subscribe(call: &mut Call, ctx: &Rc<Ctx>) -> Result<(), Status> {
+pub async fn subscribe(call: &mut Call, ctx: &Rc<Ctx>, peer: Option<SocketAddr>) -> Result<(), Status> {
     let start = match call.next::<SubscribeRequest>().await? {
         Some(SubscribeRequest {
             command: Some(Command::Start(start)),
@@ -399,7 +411,8 @@ pub async fn subscribe(call: &mut Call, ctx: &Rc<Ctx>) -> Result<(), Status> {
         0 => BATCH_MESSAGES_DEFAULT,
         n => n.min(BATCH_MESSAGES_MAX),
     } as usize;
-    let sub = Subscription::open(&ctx.subs, topic, handshake(&start, &topic, &channel, msg_timeout));
+    let input = handshake(&start, &topic, &channel, msg_timeout);
+    let sub = Subscription::open(&ctx.subs, topic, input, peer);
     let mut reader = FrameReader::default();
     let mut oks = 0;
     let mut last_error: Option<CommandError> = None;

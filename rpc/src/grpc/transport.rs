@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -40,6 +41,10 @@ struct State {
     conn: u64,
     ready: Option<Ready>,
     listed: bool,
+    /// The client's address, as the runtime reported it.
+    peer: Option<SocketAddr>,
+    /// Request bytes this connection's calls hold in their decoders (partial messages).
+    request_bytes: usize,
 }
 
 /// Connections with output to take or a finished task: the front looks at these only.
@@ -66,14 +71,27 @@ impl Pipe {
     }
 
     /// A pipe that reports itself on `ready` (as `conn`) when it has output or its task ends.
-    pub fn listed(conn: u64, ready: Ready) -> Pipe {
+    pub fn listed(conn: u64, ready: Ready, peer: Option<SocketAddr>) -> Pipe {
         let pipe = Pipe::default();
         {
             let mut s = pipe.0.borrow_mut();
             s.conn = conn;
             s.ready = Some(ready);
+            s.peer = peer;
         }
         pipe
+    }
+
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.0.borrow().peer
+    }
+
+    /// A call's decoder went from holding `before` to `after` bytes; returns the connection's
+    /// total.
+    pub fn account_request_bytes(&self, before: usize, after: usize) -> usize {
+        let mut s = self.0.borrow_mut();
+        s.request_bytes = (s.request_bytes + after).saturating_sub(before);
+        s.request_bytes
     }
 
     /// Moves bytes from the runtime's input while h2 is short of them. True when any moved.
