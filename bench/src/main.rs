@@ -6,6 +6,7 @@
 //! - `publish` / `consume`: the load loops, one thread and one blocking socket per connection.
 //! - `run`: the runs behind the subcommands (`publish`, `drain`, `pubsub`, `connections`) and the
 //!   `Report` they return.
+//! - `grpc`: `grpc-pub` / `grpc-sub` against squalld's gRPC (h2 client, squall-rpc's messages).
 //! - `procfs`: CPU seconds and RSS of the broker and of this client, from /proc.
 //! - `suite`: spawns brokers, runs the scenario matrix, writes JSON / Markdown / SVG.
 //!
@@ -14,6 +15,7 @@
 //! or dying broker is an error with a message and a non-zero exit, never a hang.
 
 mod consume;
+mod grpc;
 mod procfs;
 mod publish;
 mod run;
@@ -91,6 +93,46 @@ enum Cmd {
         #[arg(long, default_value_t = 2.0)]
         hold_seconds: f64,
     },
+    /// Unary gRPC Broker.Publish calls against squalld's --grpc-address.
+    GrpcPub {
+        #[command(flatten)]
+        grpc: GrpcArgs,
+        #[arg(long, default_value = "sub_bench")]
+        topic: String,
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+        /// Calls in flight per connection.
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// Bodies per call.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        #[arg(long, default_value_t = 200)]
+        size: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Total messages (0: bounded by --seconds only).
+        #[arg(long, default_value_t = 0)]
+        count: u64,
+    },
+    /// One gRPC Broker.Subscribe stream that settles every batch, until --count or idle.
+    GrpcSub {
+        #[command(flatten)]
+        grpc: GrpcArgs,
+        #[arg(long, default_value = "sub_bench")]
+        topic: String,
+        #[arg(long, default_value = "ch")]
+        channel: String,
+        #[arg(long, default_value_t = 2500)]
+        rdy: u32,
+        /// Messages to receive (0: until idle).
+        #[arg(long, default_value_t = 0)]
+        count: u64,
+        #[arg(long, default_value_t = 2000)]
+        idle_ms: u64,
+        #[arg(long, default_value_t = 120.0)]
+        max_seconds: f64,
+    },
     /// Start squalld (and --reference-nsqd) and run the scenario matrix against both.
     Suite(suite::SuiteArgs),
 }
@@ -105,6 +147,28 @@ struct Common {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Clone)]
+struct GrpcArgs {
+    #[arg(long, default_value = "127.0.0.1:4153")]
+    grpc_address: String,
+    /// Broker process to measure (CPU seconds, RSS, peak RSS from /proc).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl GrpcArgs {
+    fn common(&self) -> Common {
+        Common {
+            nsqd_tcp_address: self.grpc_address.clone(),
+            pid: self.pid,
+            json: self.json,
+        }
+    }
 }
 
 #[derive(Args, Clone)]
@@ -269,6 +333,48 @@ fn real_main() -> Result<()> {
             let hold = seconds(hold_seconds, "--hold-seconds")?;
             let r = run::connections(addr, connections, &topic, hold, common.pid)?;
             print(&common, &r, 0)
+        }
+        Cmd::GrpcPub {
+            grpc,
+            topic,
+            connections,
+            window,
+            batch,
+            size,
+            seconds: secs,
+            count,
+        } => {
+            let spec = grpc::GrpcPubSpec {
+                addr: wire::resolve(&grpc.grpc_address)?,
+                topic,
+                connections,
+                window,
+                batch,
+                size,
+                count,
+                duration: seconds(secs, "--seconds")?,
+            };
+            print(&grpc.common(), &grpc::publish(&spec, grpc.pid)?, size)
+        }
+        Cmd::GrpcSub {
+            grpc,
+            topic,
+            channel,
+            rdy,
+            count,
+            idle_ms,
+            max_seconds,
+        } => {
+            let spec = grpc::GrpcSubSpec {
+                addr: wire::resolve(&grpc.grpc_address)?,
+                topic,
+                channel,
+                rdy,
+                count,
+                idle: Duration::from_millis(idle_ms),
+                max: seconds(max_seconds, "--max-seconds")?,
+            };
+            print(&grpc.common(), &grpc::drain(&spec, grpc.pid)?, 0)
         }
         Cmd::Suite(args) => suite::run(args),
     }

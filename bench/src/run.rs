@@ -174,7 +174,7 @@ impl Report {
 }
 
 /// Measures the broker (if its pid is known) and this process around a run.
-struct Meter {
+pub(crate) struct Meter {
     pid: Option<u32>,
     broker: Option<Usage>,
     client: Usage,
@@ -182,7 +182,7 @@ struct Meter {
 }
 
 impl Meter {
-    fn start(pid: Option<u32>) -> Result<Meter> {
+    pub(crate) fn start(pid: Option<u32>) -> Result<Meter> {
         Ok(Meter {
             pid,
             broker: pid.map(|p| Usage::read(Some(p))).transpose()?,
@@ -191,7 +191,7 @@ impl Meter {
         })
     }
 
-    fn finish(&self, report: &mut Report) -> Result<()> {
+    pub(crate) fn finish(&self, report: &mut Report) -> Result<()> {
         if let (Some(pid), Some(before)) = (self.pid, &self.broker) {
             let now = Usage::read(Some(pid)).context("broker process died during the run")?;
             report.broker = Some(now.since(before));
@@ -202,7 +202,7 @@ impl Meter {
     }
 }
 
-fn rate(n: u64, secs: f64) -> f64 {
+pub(crate) fn rate(n: u64, secs: f64) -> f64 {
     if secs > 0.0 {
         n as f64 / secs
     } else {

@@ -13,19 +13,26 @@ use squall_core::options::Options;
 
 /// One node for the whole file (tests use distinct topics).
 fn node_addr() -> String {
-    static NODE: OnceLock<String> = OnceLock::new();
+    node_addrs().0.clone()
+}
+
+/// The node's NSQ TCP and gRPC addresses.
+fn node_addrs() -> &'static (String, String) {
+    static NODE: OnceLock<(String, String)> = OnceLock::new();
     NODE.get_or_init(|| {
         let options = Options {
             mem_queue_size: 1_000_000,
             ..Options::default()
         };
         let node = Node::start(NodeConfig::for_tests(options)).expect("start node");
-        let addr = node.tcp_address().to_string();
+        let addrs = (
+            node.tcp_address().to_string(),
+            node.grpc_address().expect("gRPC is on in tests").to_string(),
+        );
         // The node serves until the test process exits.
         std::mem::forget(node);
-        addr
+        addrs
     })
-    .clone()
 }
 
 fn bench(args: &[&str]) -> Output {
@@ -224,4 +231,41 @@ fn suite_quick_runs_end_to_end() {
         assert!(text.starts_with("<svg"), "{svg}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+fn grpc_json(args: &[&str]) -> Value {
+    let grpc = node_addrs().1.clone();
+    let mut all = args.to_vec();
+    all.extend(["--grpc-address", &grpc, "--json"]);
+    let out = bench(&all);
+    assert!(
+        out.status.success(),
+        "squall-bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
+
+#[test]
+fn grpc_publish_then_subscribe_counts_add_up() {
+    let p = grpc_json(&[
+        "grpc-pub",
+        "--topic",
+        "smoke_grpc",
+        "--count",
+        "5000",
+        "--batch",
+        "50",
+        "--window",
+        "4",
+        "--connections",
+        "2",
+        "--seconds",
+        "20",
+    ]);
+    assert_eq!(n(&p, "published"), 5000.0);
+    assert!(n(&p, "publish_msgs_per_s") > 0.0);
+    let s = grpc_json(&["grpc-sub", "--topic", "smoke_grpc", "--count", "5000"]);
+    assert_eq!(n(&s, "consumed"), 5000.0);
+    assert_eq!(n(&s, "missing"), 0.0);
 }
