@@ -46,7 +46,14 @@ fn bench_json(args: &[&str]) -> Value {
     let addr = node_addr();
     let pid = std::process::id().to_string();
     let mut all = args.to_vec();
-    all.extend(["--nsqd-tcp-address", &addr, "--pid", &pid, "--json"]);
+    all.extend(["--nsqd-tcp-address", &addr, "--pid", &pid]);
+    json_of(&all)
+}
+
+/// Runs squall-bench with `--json` and parses its report; a failed run fails the test.
+fn json_of(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
     let out = bench(&all);
     assert!(
         out.status.success(),
@@ -236,14 +243,8 @@ fn suite_quick_runs_end_to_end() {
 fn grpc_json(args: &[&str]) -> Value {
     let grpc = node_addrs().1.clone();
     let mut all = args.to_vec();
-    all.extend(["--grpc-address", &grpc, "--json"]);
-    let out = bench(&all);
-    assert!(
-        out.status.success(),
-        "squall-bench {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
+    all.extend(["--grpc-address", &grpc]);
+    json_of(&all)
 }
 
 #[test]
