@@ -1,5 +1,5 @@
 //! Checks the fuzz targets run on arbitrary bytes, shared with the corpus replay test
-//! (`diskqueue/tests/fuzz_corpus.rs`) so that stable CI exercises every committed corpus file.
+//! (`bins/tests/fuzz_corpus.rs`) so that stable CI exercises every committed corpus file.
 //!
 //! Both write the input into a fresh directory as a queue's files, open the queue (recovery) and
 //! read everything back. Each asserts an invariant beyond "does not panic"; a failed assertion is

@@ -1,5 +1,5 @@
 //! Checks the fuzz targets run on arbitrary bytes, shared with the corpus replay test
-//! (`rpc/tests/fuzz_corpus.rs`) so that stable CI exercises every committed corpus file.
+//! (`bins/tests/fuzz_corpus.rs`) so that stable CI exercises every committed corpus file.
 //!
 //! Each check feeds the real entry point and asserts an invariant beyond "does not panic"; a
 //! failed assertion is a finding.

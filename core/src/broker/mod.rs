@@ -452,11 +452,14 @@ impl<D: Send + 'static> Broker<D> {
                 match self.check_auth(conn, name, topic, channel, now) {
                     auth::Verdict::Allowed => {}
                     auth::Verdict::Waiting => return false,
-                    auth::Verdict::Denied(err) if name == "SUB" => {
+                    // A publish answers in command order; SUB has no answers owed before it.
+                    auth::Verdict::Denied(err) if channel.is_none() => {
+                        return self.deny_publish(net, conn, len, err)
+                    }
+                    auth::Verdict::Denied(err) => {
                         self.fail(net, conn, &err);
                         return false;
                     }
-                    auth::Verdict::Denied(err) => return self.deny_publish(net, conn, len, err),
                 }
             }
         }

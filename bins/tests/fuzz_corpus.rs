@@ -1,5 +1,6 @@
-//! Every committed fuzz corpus file of this crate's parsers passes the same check its fuzz target
-//! runs (`fuzz/fuzz_targets/`), so findings that became corpus files stay fixed on stable.
+//! Every committed fuzz corpus file passes the same check its fuzz target runs
+//! (`fuzz/fuzz_targets/`), so findings that became corpus files stay fixed on stable. One file for
+//! every parser crate: this package depends on all of them.
 
 use std::path::PathBuf;
 
@@ -33,4 +34,24 @@ fn v2_decode() {
 #[test]
 fn identify_json() {
     replay("identify_json", squall_core::protocol::fuzzing::identify_json);
+}
+
+#[test]
+fn http_request() {
+    replay("http_request", squall_rpc::fuzzing::http_request);
+}
+
+#[test]
+fn lookupd_v1() {
+    replay("lookupd_v1", squall_rpc::fuzzing::lookupd_v1);
+}
+
+#[test]
+fn diskqueue_segment() {
+    replay("diskqueue_segment", squall_diskqueue::fuzzing::segment);
+}
+
+#[test]
+fn diskqueue_meta() {
+    replay("diskqueue_meta", squall_diskqueue::fuzzing::meta);
 }
