@@ -46,6 +46,9 @@ pub struct HttpFront {
     /// Told about `PUT /config/nsqlookupd_tcp_addresses`.
     lookup: Option<LookupLoop>,
     tls_policy: HttpTlsPolicy,
+    /// Connections with input that arrived before the node finished starting (the listener
+    /// opens a moment before the API context is set); served once it is.
+    before_start: Vec<u64>,
 }
 
 impl HttpFront {
@@ -61,6 +64,7 @@ impl HttpFront {
             limits,
             conns: HashMap::new(),
             next_seq: 0,
+            before_start: Vec::new(),
             lookup: None,
             tls_policy: HttpTlsPolicy::default(),
         }
@@ -124,6 +128,14 @@ impl HttpFront {
         Some(ctx)
     }
 
+    /// Connections that sent a request before the node had started, once it has (taken).
+    pub fn take_started_waiters(&mut self) -> Vec<u64> {
+        if self.before_start.is_empty() || self.ctx.get().is_none() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.before_start)
+    }
+
     pub fn on_input<D: Send + 'static, N: Net<Detached = D>>(
         &mut self,
         broker: &mut Broker<D>,
@@ -135,6 +147,14 @@ impl HttpFront {
                 return;
             };
             if state.busy.is_some() {
+                return;
+            }
+            if self.local.is_none() && self.ctx.get().is_none() {
+                // Not started yet: keep the request and look again next turn.
+                if !self.before_start.contains(&conn) {
+                    self.before_start.push(conn);
+                }
+                net.poll_soon();
                 return;
             }
             let Some(input) = net.input(conn) else { return };
@@ -178,14 +198,7 @@ impl HttpFront {
             let refuse = self.tls_policy.required && !state.tls;
             let https_port = self.tls_policy.https_port.clone();
             let reply_to = req.reply_to();
-            let Some(ctx) = self.context(broker) else {
-                // Not started yet: the listener is open a moment before the context is set.
-                respond(net, conn, &reply_to, Response::nsq_v1_error(503, "STARTING"));
-                if !reply_to.keep_alive {
-                    return;
-                }
-                continue;
-            };
+            let ctx = self.context(broker).expect("checked before parsing");
             if refuse {
                 let port = https_port.get().copied().unwrap_or(0);
                 // nsqd formats this body by hand: note the spaces.
