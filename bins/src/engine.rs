@@ -594,8 +594,14 @@ impl Engine for NsqEngine {
         })
     }
     fn on_turn_end(&mut self, io: &mut Io<Msg>) {
-        for c in self.http.take_started_waiters() {
-            self.with(io, |b, h, _, n| h.on_input(b, n, c));
+        match self.http.take_started_waiters() {
+            // Starting takes milliseconds: keep turning until the waiters can be served.
+            Err(()) => io.poll_soon(),
+            Ok(waiters) => {
+                for c in waiters {
+                    self.with(io, |b, h, _, n| h.on_input(b, n, c));
+                }
+            }
         }
         self.with(io, |b, _, _, n| b.on_turn_end(n));
         self.ship_subscriptions(io);

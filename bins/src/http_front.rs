@@ -128,12 +128,16 @@ impl HttpFront {
         Some(ctx)
     }
 
-    /// Connections that sent a request before the node had started, once it has (taken).
-    pub fn take_started_waiters(&mut self) -> Vec<u64> {
-        if self.before_start.is_empty() || self.ctx.get().is_none() {
-            return Vec::new();
+    /// Connections that sent a request before the node had started: `Err(())` while they
+    /// still wait (the shard should turn again soon), else those to serve now (taken).
+    pub fn take_started_waiters(&mut self) -> Result<Vec<u64>, ()> {
+        if self.before_start.is_empty() {
+            return Ok(Vec::new());
         }
-        std::mem::take(&mut self.before_start)
+        if self.ctx.get().is_none() {
+            return Err(());
+        }
+        Ok(std::mem::take(&mut self.before_start))
     }
 
     pub fn on_input<D: Send + 'static, N: Net<Detached = D>>(
