@@ -261,6 +261,7 @@ impl Cli {
             max_output_buffer_timeout_ms: limits.max_output_buffer_timeout,
             min_output_buffer_timeout_ms: limits.min_output_buffer_timeout,
             output_buffer_timeout_ms: limits.output_buffer_timeout,
+            output_buffer_idle_flush: squall.output_buffer_idle_flush,
             max_channel_consumers: limits.max_channel_consumers,
             max_deflate_level: compression.max_deflate_level,
             snappy: compression.snappy,

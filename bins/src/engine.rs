@@ -593,6 +593,12 @@ impl Engine for NsqEngine {
             b.on_fsync(token, result.map_err(|e| e.to_string()))
         })
     }
+    fn holds_output(&self) -> bool {
+        self.broker.holds_output()
+    }
+    fn on_idle(&mut self, io: &mut Io<Msg>) {
+        self.with(io, |b, _, _, n| b.flush_held(n));
+    }
     fn on_turn_end(&mut self, io: &mut Io<Msg>) {
         match self.http.take_started_waiters() {
             // Starting takes milliseconds: keep turning until the waiters can be served.

@@ -321,6 +321,32 @@ fn output_buffer_timeout_holds_messages_while_the_client_can_take_more() {
 }
 
 #[test]
+fn output_buffer_idle_flush_sends_held_messages_once_the_shard_is_idle() {
+    // A 30 s flush timer that the deliveries must not wait for (each read gives up after 5 s):
+    // the shard goes idle right after each publish, and with --output-buffer-idle-flush that is
+    // when buffered deliveries leave.
+    let n = TestNode::start(Options {
+        max_output_buffer_size: 512 * 1024,
+        max_output_buffer_timeout_ms: 30_000,
+        output_buffer_idle_flush: true,
+        ..Options::default()
+    });
+    let mut c = n.client();
+    c.identify(r#"{"output_buffer_size":262144,"output_buffer_timeout":30000}"#);
+    c.expect_ok();
+    c.sub("idleflush", "ch");
+    c.cmd("RDY 10");
+    let mut p = n.client();
+    for i in 0..3u8 {
+        p.publish("idleflush", &[i; 100]);
+        p.expect_ok();
+    }
+    for i in 0..3u8 {
+        assert_eq!(c.read_message().body, vec![i; 100]);
+    }
+}
+
+#[test]
 fn message_ids_are_unique_across_shards() {
     let n = TestNode::start(Options::default());
     let topics = [topic_on_shard("ids", 0, 2), topic_on_shard("ids", 1, 2)];

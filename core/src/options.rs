@@ -20,6 +20,10 @@ pub struct Options {
     pub max_output_buffer_timeout_ms: i64,
     pub min_output_buffer_timeout_ms: i64,
     pub output_buffer_timeout_ms: i64,
+    /// Squall's `--output-buffer-idle-flush`: a consumer's buffered deliveries go out as soon as
+    /// its shard has nothing else to do, instead of waiting for the flush timer (which stays the
+    /// upper bound). Off by default: nsqd holds them for the timer (spec §5.7 rule d).
+    pub output_buffer_idle_flush: bool,
     pub max_channel_consumers: usize,
     pub max_deflate_level: i64,
     /// Whether the server offers snappy / deflate / TLS (`--snappy`, `--deflate`, a TLS cert and
@@ -54,6 +58,7 @@ impl Default for Options {
             max_output_buffer_timeout_ms: 30_000,
             min_output_buffer_timeout_ms: 25,
             output_buffer_timeout_ms: 250,
+            output_buffer_idle_flush: false,
             max_channel_consumers: 0,
             max_deflate_level: 6,
             snappy: false,

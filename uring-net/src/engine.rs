@@ -53,6 +53,17 @@ pub trait Engine: 'static {
     /// Once per loop turn, after every callback of the turn and before output is flushed.
     fn on_turn_end(&mut self, _io: &mut Io<Self::Msg>) {}
 
+    /// Whether the engine holds output back to batch it (output that `on_idle` would send).
+    /// Asked before each sleep; answering `true` costs one non-blocking ring enter.
+    fn holds_output(&self) -> bool {
+        false
+    }
+
+    /// The shard has nothing to run and no completion is waiting: it is about to sleep. Output
+    /// held back for batching may go now, since no later work in this burst would join it.
+    /// Runs only after `holds_output` said `true`; what it queues is flushed before the sleep.
+    fn on_idle(&mut self, _io: &mut Io<Self::Msg>) {}
+
     /// Shutdown was requested: listeners are closed. The engine writes its last frames and closes
     /// its connections; the shard exits once no connection and no fsync is left (or the drain
     /// deadline passes).

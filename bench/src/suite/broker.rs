@@ -45,6 +45,8 @@ pub enum Source {
 #[derive(Clone, Copy, Debug)]
 pub struct BrokerFlags {
     pub mem_queue_size: u64,
+    /// squalld only: `--output-buffer-idle-flush`.
+    pub idle_flush: bool,
 }
 
 /// A broker for one run.
@@ -112,6 +114,9 @@ impl Broker {
         if flavor == Flavor::Squall {
             let grpc = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             cmd.arg(format!("--grpc-address={grpc}"));
+            if flags.idle_flush {
+                cmd.arg("--output-buffer-idle-flush");
+            }
         }
         let log = fs::File::create(dir.join("broker.log"))?;
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);

@@ -112,6 +112,8 @@ pub fn run(args: SuiteArgs) -> Result<()> {
         .map(|sc| {
             let squall_status = if sc.mode == Mode::Disk && external_squall {
                 Status::NotSupported("a running broker's queue size is not ours to set".into())
+            } else if sc.idle_flush && external_squall {
+                Status::NotSupported("a running broker's flags are not ours to set".into())
             } else {
                 Status::NotRun
             };
@@ -163,6 +165,7 @@ pub fn run(args: SuiteArgs) -> Result<()> {
                 Mode::Memory => args.mem_queue_size,
                 Mode::Disk => 0,
             },
+            idle_flush: sc.idle_flush,
         };
         let topic = format!("sb_{}_{run_id}", std::process::id());
         let outcome = Broker::start(flavor, source, flags).and_then(|mut b| {

@@ -58,6 +58,9 @@ pub struct Scenario {
     pub name: String,
     pub mode: Mode,
     pub workload: Workload,
+    /// squalld runs with `--output-buffer-idle-flush` (nsqd has no such option and runs as
+    /// always).
+    pub idle_flush: bool,
 }
 
 /// Knobs of the matrix.
@@ -78,6 +81,7 @@ pub fn matrix(s: &MatrixSettings) -> Vec<Scenario> {
     out.push(Scenario {
         name: "nsq-bench mem 200B mpub200".into(),
         mode: Mode::Memory,
+        idle_flush: false,
         workload: Workload::Throughput {
             size: 200,
             batch: 200,
@@ -102,6 +106,7 @@ pub fn matrix(s: &MatrixSettings) -> Vec<Scenario> {
                 out.push(Scenario {
                     name: format!("{m} {size}B {kind}"),
                     mode,
+                    idle_flush: false,
                     workload: Workload::Throughput {
                         size,
                         batch,
@@ -114,14 +119,16 @@ pub fn matrix(s: &MatrixSettings) -> Vec<Scenario> {
             }
         }
     }
-    for unbuffered in [false, true] {
+    // Default buffering, the same with squalld's --output-buffer-idle-flush, and unbuffered.
+    for (unbuffered, idle_flush, suffix) in [
+        (false, false, ""),
+        (false, true, " idle-flush"),
+        (true, false, " unbuffered"),
+    ] {
         out.push(Scenario {
-            name: format!(
-                "latency mem 100B @{:.0}/s{}",
-                s.latency_rate,
-                if unbuffered { " unbuffered" } else { "" }
-            ),
+            name: format!("latency mem 100B @{:.0}/s{suffix}", s.latency_rate),
             mode: Mode::Memory,
+            idle_flush,
             workload: Workload::Latency {
                 size: 100,
                 rate: s.latency_rate,
@@ -134,6 +141,7 @@ pub fn matrix(s: &MatrixSettings) -> Vec<Scenario> {
     out.push(Scenario {
         name: "fanout mem 100B x10ch".into(),
         mode: Mode::Memory,
+        idle_flush: false,
         workload: Workload::Fanout {
             size: 100,
             channels: 10,
@@ -144,6 +152,7 @@ pub fn matrix(s: &MatrixSettings) -> Vec<Scenario> {
     out.push(Scenario {
         name: format!("connections mem x{n}"),
         mode: Mode::Memory,
+        idle_flush: false,
         workload: Workload::Connections { n },
     });
     out

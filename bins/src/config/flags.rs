@@ -296,6 +296,12 @@ pub(super) struct SquallArgs {
     /// <addr>:<port> to listen on for gRPC clients
     #[arg(long, default_value = "0.0.0.0:4153", value_name = "ADDR")]
     pub(super) grpc_address: String,
+    /// Send a consumer's buffered messages as soon as its shard is idle; the output buffer
+    /// timeout stays the upper bound (nsqd always waits for the timer or a full buffer)
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", value_name = "BOOL",
+          value_parser = parse_go_bool)]
+    pub(super) output_buffer_idle_flush: bool,
 }
 
 fn parse_tls_required(s: &str) -> Result<TlsRequired, String> {

@@ -79,7 +79,8 @@ const TLS_VERSIONS: &[&str] = &["tls1.0", "tls1.1", "tls1.2", "tls1.3"];
 
 use Kind::*;
 
-/// `squalld --config`: nsqd's keys (spec §9) plus Squall's `shards` and `grpc_address`.
+/// `squalld --config`: nsqd's keys (spec §9) plus Squall's `shards`, `grpc_address` and
+/// `output_buffer_idle_flush`.
 pub const NSQD: Schema = Schema {
     tool: "nsqd",
     default_log_prefix: "[nsqd] ",
@@ -173,6 +174,7 @@ pub const NSQD: Schema = Schema {
         // Squall
         key("shards", "shards", Unsigned),
         key("grpc_address", "grpc-address", Str),
+        key("output_buffer_idle_flush", "output-buffer-idle-flush", Bool),
     ],
 };
 

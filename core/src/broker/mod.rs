@@ -90,6 +90,9 @@ pub struct Broker<D> {
     dirty: Vec<usize>,
     /// Channels whose deferred messages came back from disk and need a scan timer.
     restored: Vec<usize>,
+    /// Connections with deliveries held for their flush timer, sent when the shard goes idle
+    /// under `output_buffer_idle_flush` (`flush_held`). At most one entry per live session.
+    held: Vec<u64>,
     /// Topics with a backlog to move into their channels (`drain_topics`).
     draining: Vec<usize>,
     /// (due, channel) for in-flight timeouts and deferred releases; entries may be stale.
@@ -157,6 +160,7 @@ impl<D: Send + 'static> Broker<D> {
             dirty: Vec::new(),
             draining: Vec::new(),
             restored: Vec::new(),
+            held: Vec::new(),
             scan: BinaryHeap::new(),
             scan_timer: None,
             scan_at: HashMap::new(),
@@ -336,6 +340,24 @@ impl<D: Send + 'static> Broker<D> {
         self.run_syncs(net);
         self.answer_durable_tcp(net);
         self.flush_outboxes(net);
+    }
+
+    /// Whether `flush_held` has deliveries to send (only under `output_buffer_idle_flush`).
+    pub fn holds_output(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The shard is idle: deliveries held for their flush timer go out now, since nothing else
+    /// in this burst would join them. The timer stays armed and finds nothing to do.
+    pub fn flush_held<N: Net<Detached = D>>(&mut self, net: &mut N) {
+        while let Some(conn) = self.held.pop() {
+            let Some(s) = self.session_mut(conn) else { continue };
+            s.held = false;
+            if s.flush_armed != 0 {
+                s.flush_armed = 0;
+                net.flush(conn);
+            }
+        }
     }
 
     pub fn on_shutdown<N: Net<Detached = D>>(&mut self, net: &mut N) {

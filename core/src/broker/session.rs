@@ -81,6 +81,8 @@ pub struct Session {
     pub heartbeat_armed: u32,
     pub deadline_armed: u32,
     pub flush_armed: u32,
+    /// Listed in the broker's `held` (deliveries buffered while `output_buffer_idle_flush`).
+    pub held: bool,
 
     /// The auth server's last answer (AUTH, or a refresh when it expired).
     pub auth: Option<crate::auth::AuthState>,
@@ -132,6 +134,7 @@ impl Session {
             heartbeat_armed: 0,
             deadline_armed: 0,
             flush_armed: 0,
+            held: false,
             auth: None,
             auth_secret: Vec::new(),
             auth_wait: None,

@@ -49,12 +49,18 @@ impl<D: Send + 'static> Broker<D> {
 
     pub(super) fn arm_flush<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64) {
         let seq = self.next_timer_seq();
+        let idle_flush = self.opts.output_buffer_idle_flush;
         let Some(s) = self.session_mut(conn) else { return };
         if s.flush_armed != 0 {
             return;
         }
         s.flush_armed = seq;
         let at = net.now() + ms(s.output_buffer_timeout_ms);
+        let list = idle_flush && !s.held;
+        s.held |= list;
+        if list {
+            self.held.push(conn);
+        }
         net.timer_at(at, token(KIND_FLUSH, conn, seq));
     }
 

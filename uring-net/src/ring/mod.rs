@@ -158,6 +158,13 @@ impl Ring {
         }
     }
 
+    /// Whether a completion is waiting to be reaped (after an `enter` that asked for events).
+    pub fn has_completions(&mut self) -> bool {
+        let mut cq = self.uring.completion();
+        cq.sync();
+        !cq.is_empty()
+    }
+
     /// Phase 2 of a turn: moves every available CQE into `out`. Nothing else runs here.
     pub fn reap(&mut self, out: &mut Vec<Completion>) {
         let mut cq = self.uring.completion();

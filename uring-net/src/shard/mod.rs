@@ -4,7 +4,8 @@
 //!
 //! 1. **submit + wait** — submit queued SQEs; block for a completion only if nothing is
 //!    runnable (after announcing sleep and re-checking the lanes), for at most the time to the
-//!    next timer or deadline.
+//!    next timer or deadline. Before blocking, an engine holding output back for batching gets
+//!    `on_idle` to send it, unless a completion is already waiting.
 //! 2. **reap** — every CQE becomes connection/listener state and queued events; no callbacks.
 //! 3. **callbacks** — shutdown notice, closes, detaches, accepts, input, drained, finished
 //!    fsyncs, inbound messages (bounded per lane), remote messages, expired timers (bounded), `on_turn_end`.
@@ -76,10 +77,10 @@ impl<E: Engine> Shard<E> {
     fn submit_and_wait(&mut self) -> io::Result<()> {
         let io = &mut self.io;
         let now = Instant::now();
-        let shutdown_unseen = || io.bells.shutdown_requested() && !io.shutting_down;
+        let shutdown_unseen = |io: &Io<E::Msg>| io.bells.shutdown_requested() && !io.shutting_down;
         let mut runnable =
             io.poll_soon || !io.events.is_empty() || !io.dirty.is_empty() || io.inbox.pending();
-        runnable |= shutdown_unseen();
+        runnable |= shutdown_unseen(io);
         io.poll_soon = false;
 
         let deadline = [
@@ -98,10 +99,23 @@ impl<E: Engine> Shard<E> {
         if runnable {
             return io.ring.enter(false, None);
         }
+        if self.engine.holds_output() {
+            // Idle unless a completion is already waiting: then the held output goes now
+            // instead of waiting for a batching timer while the shard sleeps.
+            io.ring.enter(false, None)?;
+            if io.ring.has_completions() {
+                return Ok(());
+            }
+            self.engine.on_idle(io);
+            io.flush_phase()?;
+            if io.poll_soon || !io.events.is_empty() || !io.dirty.is_empty() {
+                return Ok(()); // the engine found more to do
+            }
+        }
         io.bells.announce_sleep(io.shard);
         // Re-check after announcing: a message pushed before our announcement is seen here,
         // one pushed after it finds `sleeping` set and rings the eventfd.
-        let wait = !io.lanes.any_inbound(io.shard) && !io.inbox.pending() && !shutdown_unseen();
+        let wait = !io.lanes.any_inbound(io.shard) && !io.inbox.pending() && !shutdown_unseen(io);
         let result = io.ring.enter(wait, timeout);
         io.bells.awake(io.shard);
         result
