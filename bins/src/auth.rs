@@ -90,7 +90,7 @@ fn query_any(
         match query(endpoint, request, post, timeouts) {
             Ok(state) => return Ok(state),
             Err(e) => {
-                eprintln!("[nsqd] WARN: failed to auth against {endpoint} - {e}");
+                crate::log_warn!("failed to auth against {endpoint} - {e}");
                 last = e;
             }
         }

@@ -45,7 +45,7 @@ impl Backend for DiskBackend {
     fn delete(mut self: Box<Self>) {
         if let Some(q) = self.queue.take() {
             if let Err(e) = q.delete() {
-                eprintln!("[nsqd] ERROR: failed to delete queue files - {e}");
+                crate::log_error!("failed to delete queue files - {e}");
             }
         }
     }
@@ -112,7 +112,7 @@ impl BackendFactory for DiskFactory {
                 }))
             }
             Err(e) => {
-                eprintln!("[nsqd] ERROR: failed to open disk queue {name} - {e}");
+                crate::log_error!("failed to open disk queue {name} - {e}");
                 Err(e.to_string())
             }
         }

@@ -308,7 +308,7 @@ impl Drop for NsqEngine {
     /// The shard has stopped: write every queued, in-flight and deferred message to disk.
     fn drop(&mut self) {
         for e in self.broker.persist_and_close() {
-            eprintln!("[nsqd] ERROR: failed to persist queue {e}");
+            crate::log_error!("failed to persist queue {e}");
         }
         if let (Some(writer), Some(meta)) = (&self.shared.metadata, self.broker.take_metadata()) {
             writer.update(self.shard, meta);

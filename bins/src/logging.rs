@@ -108,6 +108,16 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// Writes one line with its own `prefix` and `threshold` instead of the process-wide ones: for
+/// a component that carries its own settings (an in-process `squall-lookupd`).
+pub fn log_with(prefix: &str, threshold: Level, level: Level, args: fmt::Arguments<'_>) {
+    if level < threshold {
+        return;
+    }
+    let line = format_line(prefix, &Stamp::now(), level, args);
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// Logs at FATAL (never filtered out: FATAL is the highest level) and exits 1, as lg's
 /// `LogFatal` + `os.Exit(1)` do.
 pub fn fatal(args: fmt::Arguments<'_>) -> ! {

@@ -17,7 +17,7 @@
 mod config;
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -42,7 +42,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// A handful of connections per nsqd and per polling consumer.
 const RING_ENTRIES: u32 = 256;
 
-/// nsqlookupd's log lines: `<prefix><LEVEL>: <message>` on stderr.
+/// nsqlookupd's log lines (`<prefix><date> <time> <LEVEL>: <message>` on stderr, as
+/// `logging` writes them), with this lookupd's own prefix and level.
 #[derive(Clone, Debug)]
 pub struct Logger {
     prefix: String,
@@ -58,12 +59,7 @@ impl Logger {
     }
 
     pub fn log(&self, level: LogLevel, msg: &str) {
-        if level < self.level {
-            return;
-        }
-        let line = format!("{}{}: {msg}\n", self.prefix, level.name());
-        // One write per line, so lines from different threads never interleave.
-        let _ = io::stderr().lock().write_all(line.as_bytes());
+        crate::logging::log_with(&self.prefix, self.level, level, format_args!("{msg}"));
     }
 }
 

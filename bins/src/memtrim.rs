@@ -21,7 +21,7 @@ pub fn start() {
             }
         });
         if let Err(e) = spawned {
-            eprintln!("[nsqd] WARN: cannot start the memory trimming thread: {e}");
+            crate::log_warn!("cannot start the memory trimming thread: {e}");
         }
     });
 }

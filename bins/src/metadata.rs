@@ -47,7 +47,7 @@ pub fn load(data_path: &Path) -> anyhow::Result<Vec<TopicMeta>> {
     let mut topics = Vec::new();
     for t in file.topics.unwrap_or_default() {
         let Some(name) = Name::new(t.name.as_bytes()) else {
-            eprintln!("[nsqd] WARNING: skipping creation of invalid topic {:?}", t.name);
+            crate::log_warn!("skipping creation of invalid topic {:?}", t.name);
             continue;
         };
         let channels = t
@@ -57,10 +57,7 @@ pub fn load(data_path: &Path) -> anyhow::Result<Vec<TopicMeta>> {
             .filter_map(|c| match Name::new(c.name.as_bytes()) {
                 Some(n) => Some((n, c.paused)),
                 None => {
-                    eprintln!(
-                        "[nsqd] WARNING: skipping creation of invalid channel {:?}",
-                        c.name
-                    );
+                    crate::log_warn!("skipping creation of invalid channel {:?}", c.name);
                     None
                 }
             })
@@ -154,7 +151,7 @@ impl MetadataWriter {
                 drop(state);
                 if let Some(bytes) = bytes {
                     if let Err(e) = write_atomically(&dir, &bytes) {
-                        eprintln!("[nsqd] ERROR: failed to persist metadata - {e}");
+                        crate::log_error!("failed to persist metadata - {e}");
                     }
                 }
                 if stop {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use squall::config::preflight::check_listen;
 use squall::config::{file, keys};
 use squall::logging::{self, Level};
-use squall::lookupd::{parse_args, start_lookupd, LogLevel, LookupdConfig, LookupdStart, VERSION_LINE};
+use squall::lookupd::{parse_args, start_lookupd, LookupdConfig, LookupdStart, VERSION_LINE};
 use squall::{log_fatal, log_info};
 
 fn main() {
@@ -23,19 +23,9 @@ fn main() {
         println!("{VERSION_LINE}");
         return;
     }
-    logging::init(&config.log_prefix, level(config.log_level));
+    logging::init(&config.log_prefix, config.log_level);
     if let Err(e) = run(config) {
         log_fatal!("{e:#}");
-    }
-}
-
-fn level(l: LogLevel) -> Level {
-    match l {
-        LogLevel::Debug => Level::Debug,
-        LogLevel::Info => Level::Info,
-        LogLevel::Warn => Level::Warn,
-        LogLevel::Error => Level::Error,
-        LogLevel::Fatal => Level::Fatal,
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::Context;
 use squall::config::preflight::{check_data_path, check_listen};
 use squall::config::{file, keys, parse_args, DaemonConfig, VERSION_LINE};
 use squall::logging::{self, Level};
-use squall::{log_fatal, log_info, log_warn, Node};
+use squall::{log_fatal, log_info, Node};
 
 fn main() {
     logging::init(keys::NSQD.default_log_prefix, Level::Info);
@@ -55,7 +55,6 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     if !config.config_path.is_empty() {
         log_info!("config file: {}", config.config_path);
     }
-    warn_unimplemented(&config);
     log_info!("ID: {}", config.options.node_id);
     log_info!("shards: {}", config.shards);
     if let Some(dir) = &data_path {
@@ -78,21 +77,6 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     node.join().context("shard failed")?;
     log_info!("exited cleanly");
     Ok(())
-}
-
-/// Options squalld parses and reports but does not act on yet: say so, rather than run as if
-/// they were honoured (an operator who sets an auth server expects clients to be checked).
-fn warn_unimplemented(c: &DaemonConfig) {
-    let ignored = [(
-        "--auth-http-address",
-        !c.auth_http_addresses.is_empty(),
-        "clients are NOT authenticated",
-    )];
-    for (flag, set, consequence) in ignored {
-        if set {
-            log_warn!("{flag} is not implemented in squalld yet and is ignored: {consequence}");
-        }
-    }
 }
 
 fn display_dir(dir: &Path) -> String {

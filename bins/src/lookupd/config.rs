@@ -19,41 +19,8 @@ pub const VERSION_LINE: &str = concat!(
     " (nsqlookupd v1.3.0 compatible)"
 );
 
-/// nsqlookupd's log levels, least severe first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Debug,
-    Info,
-    Warn,
-    Error,
-    Fatal,
-}
-
-impl LogLevel {
-    /// nsq's `lg.LogLevel.Set`: case-insensitive names.
-    fn parse(s: &str) -> Result<LogLevel, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "debug" => Ok(LogLevel::Debug),
-            "info" => Ok(LogLevel::Info),
-            "warn" => Ok(LogLevel::Warn),
-            "error" => Ok(LogLevel::Error),
-            "fatal" => Ok(LogLevel::Fatal),
-            _ => Err(format!(
-                "invalid log level '{s}' (debug, info, warn, error, fatal)"
-            )),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            LogLevel::Debug => "DEBUG",
-            LogLevel::Info => "INFO",
-            LogLevel::Warn => "WARNING",
-            LogLevel::Error => "ERROR",
-            LogLevel::Fatal => "FATAL",
-        }
-    }
-}
+/// nsqlookupd's log levels: the same as nsqd's.
+pub use crate::logging::Level as LogLevel;
 
 /// Everything `squall-lookupd` was started with.
 #[derive(Clone, Debug, PartialEq, Eq)]
