@@ -271,6 +271,8 @@ impl Cli {
             auth_enabled: auth.auth_http_address.iter().any(|a| !a.is_empty()),
             e2e_percentiles: percentiles.clone(),
             e2e_window_ms: e2e.e2e_processing_latency_window_time,
+            topology_region: network.topology_region.clone(),
+            topology_zone: network.topology_zone.clone(),
             ..Options::default()
         };
         let non_empty = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect();

@@ -39,6 +39,9 @@ pub struct Options {
     /// `--e2e-processing-latency-percentile`, sorted descending; empty disables the tracking.
     pub e2e_percentiles: Vec<f64>,
     pub e2e_window_ms: i64,
+    /// `--topology-region` / `--topology-zone`, echoed in the IDENTIFY reply (nsqd master).
+    pub topology_region: String,
+    pub topology_zone: String,
 }
 
 impl Default for Options {
@@ -68,6 +71,8 @@ impl Default for Options {
             auth_enabled: false,
             e2e_percentiles: Vec::new(),
             e2e_window_ms: 10 * 60_000,
+            topology_region: String::new(),
+            topology_zone: String::new(),
         }
     }
 }

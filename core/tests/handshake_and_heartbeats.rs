@@ -152,3 +152,98 @@ fn heartbeats_disabled_means_no_heartbeats_no_deadline_and_no_sub() {
     );
     assert!(c.is_closed(cl));
 }
+
+/// The reply of a negotiated IDENTIFY, parsed.
+fn negotiated(c: &mut Cluster, cl: Client, json_fields: &str) -> serde_json::Value {
+    let sep = if json_fields.is_empty() { "" } else { "," };
+    c.send(
+        cl,
+        &identify_cmd(&format!(r#"{{"feature_negotiation":true{sep}{json_fields}}}"#)),
+    );
+    match c.frames(cl).as_slice() {
+        [Frame::Response(json)] => serde_json::from_slice(json).expect("IDENTIFY reply JSON"),
+        other => panic!("expected one JSON reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_later_identify_with_zero_fields_keeps_what_an_earlier_one_set() {
+    // nsqd's setters treat 0 as "leave it": a second IDENTIFY does not reset to the defaults.
+    let mut c = Cluster::single(opts());
+    let cl = c.connect_v2(0);
+    let r = negotiated(
+        &mut c,
+        cl,
+        r#""msg_timeout":5000,"output_buffer_size":-1,"output_buffer_timeout":-1"#,
+    );
+    assert_eq!(
+        (r["msg_timeout"].as_i64(), r["output_buffer_size"].as_i64()),
+        (Some(5000), Some(1))
+    );
+    let r = negotiated(
+        &mut c,
+        cl,
+        r#""msg_timeout":0,"output_buffer_size":0,"output_buffer_timeout":0"#,
+    );
+    assert_eq!(r["msg_timeout"].as_i64(), Some(5000));
+    assert_eq!(r["output_buffer_size"].as_i64(), Some(1));
+    assert_eq!(r["output_buffer_timeout"].as_i64(), Some(0));
+    let r = negotiated(
+        &mut c,
+        cl,
+        r#""output_buffer_size":4096,"output_buffer_timeout":100"#,
+    );
+    assert_eq!(r["output_buffer_size"].as_i64(), Some(4096));
+    assert_eq!(r["output_buffer_timeout"].as_i64(), Some(100));
+    let r = negotiated(&mut c, cl, "");
+    assert_eq!(
+        (
+            r["output_buffer_size"].as_i64(),
+            r["output_buffer_timeout"].as_i64()
+        ),
+        (Some(4096), Some(100))
+    );
+}
+
+#[test]
+fn heartbeats_disabled_stay_disabled_through_a_later_empty_identify() {
+    let mut c = Cluster::single(opts());
+    let cl = c.connect_v2(0);
+    c.send(cl, &identify_cmd(r#"{"heartbeat_interval":-1}"#));
+    c.send(cl, &identify_cmd("{}"));
+    assert_eq!(c.take_bytes(cl), [OK, OK].concat());
+    c.send(cl, &sub_cmd("t", "c"));
+    assert_eq!(
+        c.frames(cl),
+        vec![Frame::error(b"E_INVALID cannot SUB with heartbeats disabled")]
+    );
+}
+
+#[test]
+fn both_compressions_without_feature_negotiation_is_a_plain_ok() {
+    // nsqd answers OK before it looks at compression, so nothing is refused or upgraded.
+    let mut c = Cluster::single(Options {
+        snappy: true,
+        deflate: true,
+        ..opts()
+    });
+    let cl = c.connect_v2(0);
+    c.send(cl, &identify_cmd(r#"{"snappy":true,"deflate":true}"#));
+    assert_eq!(c.take_bytes(cl), OK);
+    c.send(cl, &pub_cmd("t", b"x"));
+    assert_eq!(c.take_bytes(cl), OK, "still plain V2");
+    assert!(!c.is_closed(cl));
+}
+
+#[test]
+fn the_identify_reply_echoes_the_node_topology() {
+    let mut c = Cluster::single(Options {
+        topology_region: "eu-west".into(),
+        topology_zone: "eu-west-1a".into(),
+        ..opts()
+    });
+    let cl = c.connect_v2(0);
+    let r = negotiated(&mut c, cl, "");
+    assert_eq!(r["topology_region"], "eu-west");
+    assert_eq!(r["topology_zone"], "eu-west-1a");
+}

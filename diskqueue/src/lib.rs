@@ -82,7 +82,7 @@ mod sync;
 pub use error::{DeleteError, EmptyError, OpenError, PutError, SyncError};
 pub use format::Position;
 pub use options::{
-    Options, MAX_BYTES_PER_FILE_DEFAULT, MAX_MSG_SIZE_DEFAULT, NSQ_MESSAGE_HEADER_BYTES,
+    Options, FIRST_SEGMENT_BYTES, MAX_BYTES_PER_FILE_DEFAULT, MAX_MSG_SIZE_DEFAULT, NSQ_MESSAGE_HEADER_BYTES,
     RECORD_PAYLOAD_BYTES_MAX, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SYNC_EVERY_DEFAULT, SYNC_TIMEOUT_DEFAULT,
 };
 pub use queue::DiskQueue;

@@ -28,6 +28,11 @@ pub const SEGMENT_BYTES_MAX: u64 = 1 << 40;
 pub const RECORD_PAYLOAD_BYTES_MAX: u64 = u32::MAX as u64 - RECORD_HEADER_BYTES as u64;
 
 const _: () = assert!(SEGMENT_BYTES_MIN < MAX_BYTES_PER_FILE_DEFAULT);
+
+/// The first segment file a queue writes after opening; each later one doubles, up to
+/// `max_bytes_per_file`. Segments are preallocated (no SIGBUS on a full disk), so this keeps a
+/// queue holding a few messages from reserving `max_bytes_per_file` of disk.
+pub const FIRST_SEGMENT_BYTES: u64 = 1024 * 1024;
 const _: () = assert!(RECORD_PAYLOAD_BYTES_MAX < SEGMENT_BYTES_MAX);
 
 /// How a queue sizes its files and when it asks to be synced.

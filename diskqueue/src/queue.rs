@@ -64,6 +64,9 @@ pub struct DiskQueue<S: Storage = FileStorage> {
     pub(crate) in_flight: Option<InFlight>,
     pub(crate) next_token: u64,
     pub(crate) poisoned: bool,
+    /// Size of the next segment file: starts small and doubles per roll up to
+    /// `max_bytes_per_file`, so a quiet queue does not reserve a whole segment of disk.
+    pub(crate) next_segment_bytes: u64,
 }
 
 impl<S: Storage> DiskQueue<S> {
@@ -71,7 +74,8 @@ impl<S: Storage> DiskQueue<S> {
     /// sequence number; it is durable once [`DiskQueue::durable_position`] exceeds that number.
     ///
     /// A memcpy into the mapped segment, except when the segment is full: then it creates, sizes
-    /// and maps the next one (blocking, once per `max_bytes_per_file`).
+    /// and maps the next one (blocking, once per segment: the first segments a queue writes are
+    /// small, from `FIRST_SEGMENT_BYTES` doubling up to `max_bytes_per_file`).
     pub fn put(&mut self, record: &[u8]) -> Result<u64, PutError> {
         if self.poisoned {
             return Err(PutError::Poisoned);
@@ -120,8 +124,7 @@ impl<S: Storage> DiskQueue<S> {
             self.write.segment
         };
         let len = self
-            .opts
-            .max_bytes_per_file
+            .next_segment_bytes
             .max((SEGMENT_HEADER_BYTES + need + SEAL_RECORD_BYTES) as u64);
         let file_name = segment_file_name(&self.name, number);
         let file = match self.storage.create(&file_name, len) {
@@ -138,6 +141,7 @@ impl<S: Storage> DiskQueue<S> {
             file: file_name,
             source,
         })?;
+        self.next_segment_bytes = (self.next_segment_bytes * 2).min(self.opts.max_bytes_per_file);
         let mapping = Arc::clone(file.mapping());
         // SAFETY: a fresh mapping nobody has seen.
         unsafe { mapping.write(0, &encode_segment_header(number)) };

@@ -26,7 +26,7 @@ use crate::format::{
     Position, RecordKind, META_FILE_BYTES, META_SLOTS, META_SLOT_STRIDE_BYTES, RECORD_ALIGN,
     SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES,
 };
-use crate::options::Options;
+use crate::options::{Options, FIRST_SEGMENT_BYTES};
 use crate::queue::{DiskQueue, Segment};
 use crate::storage::{FileStorage, Storage, StorageFile};
 
@@ -271,6 +271,7 @@ impl<S: Storage> DiskQueue<S> {
             in_flight: None,
             next_token: 0,
             poisoned: false,
+            next_segment_bytes: FIRST_SEGMENT_BYTES.min(opts.clamped().max_bytes_per_file),
         };
         // 5. Make what was recovered durable.
         q.sync_blocking(false).map_err(|e| {

@@ -191,3 +191,31 @@ fn oversized_records_are_refused() {
     );
     assert_eq!(q.depth(), 1);
 }
+
+#[test]
+fn segment_files_start_small_and_double_up_to_max_bytes_per_file() {
+    // Segments are preallocated: a queue that holds a few messages must not reserve a whole
+    // `max_bytes_per_file` (100 MiB by default) of disk per topic or channel.
+    let dir = TempDir::new("grow");
+    let max = 5 * 1024 * 1024;
+    let mut q = DiskQueue::open(dir.path(), "t", small_opts(max)).expect("open");
+    let file_len = |n: u64| {
+        let path = dir
+            .path()
+            .join(squall_diskqueue::format::segment_file_name("t", n));
+        std::fs::metadata(path).expect("segment file").len()
+    };
+    q.put(&record(0, 100)).expect("put");
+    assert_eq!(file_len(0), squall_diskqueue::FIRST_SEGMENT_BYTES);
+    let mut i = 1;
+    while q.write_position().segment < 3 {
+        q.put(&record(i, 1000)).expect("put");
+        i += 1;
+    }
+    assert_eq!(file_len(1), 2 * squall_diskqueue::FIRST_SEGMENT_BYTES);
+    assert_eq!(file_len(2), 4 * squall_diskqueue::FIRST_SEGMENT_BYTES);
+    assert_eq!(file_len(3), max, "capped at max_bytes_per_file");
+    for k in 0..i {
+        assert_eq!(index_of(&q.next().expect("record")), k);
+    }
+}

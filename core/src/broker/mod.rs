@@ -551,41 +551,28 @@ impl<D: Send + 'static> Broker<D> {
         let opts = &self.opts;
         let snappy = req.snappy && opts.snappy;
         let deflate = req.deflate && opts.deflate;
-        if snappy && deflate {
-            let err = ProtocolError::new(
-                ErrorCode::IdentifyFailed,
-                "cannot enable both deflate and snappy compression",
-            );
-            self.fail(net, conn, &err);
-            return false;
-        }
         let deflate_level = if deflate && req.deflate_level > 0 {
             req.deflate_level
         } else {
             6
         };
         let deflate_level = deflate_level.min(opts.max_deflate_level);
-        let default_hb = opts.default_heartbeat_interval_ms();
-        let default_timeout = opts.output_buffer_timeout_ms;
-        let default_msg_timeout = opts.msg_timeout_ms;
-        let tls_enabled = opts.tls_enabled;
-        let auth_enabled = opts.auth_enabled;
         let reply_base = protocol::IdentifyReply {
             max_rdy_count: opts.max_rdy_count,
             version: crate::NSQD_VERSION.to_string(),
             max_msg_timeout: opts.max_msg_timeout_ms,
             msg_timeout: 0,
-            tls_v1: req.tls_v1 && tls_enabled,
+            tls_v1: req.tls_v1 && opts.tls_enabled,
             deflate,
             deflate_level,
             max_deflate_level: opts.max_deflate_level,
             snappy,
             sample_rate: 0,
-            auth_required: auth_enabled,
+            auth_required: opts.auth_enabled,
             output_buffer_size: 0,
             output_buffer_timeout: 0,
-            topology_region: String::new(),
-            topology_zone: String::new(),
+            topology_region: opts.topology_region.clone(),
+            topology_zone: opts.topology_zone.clone(),
         };
         let Some(s) = self.session_mut(conn) else {
             return false;
@@ -595,11 +582,17 @@ impl<D: Send + 'static> Broker<D> {
         s.client_name = req.client_id.clone();
         s.hostname = req.hostname.clone();
         s.user_agent = req.user_agent.clone();
-        s.heartbeat_interval_ms = match req.heartbeat_interval_ms {
-            -1 => -1,
-            0 => default_hb,
-            v => v,
-        };
+        // nsqd's setters: -1 disables, 0 leaves the current value (the default, or what an
+        // earlier IDENTIFY set), anything else (already range-checked) replaces it.
+        match req.heartbeat_interval_ms {
+            0 => {}
+            v => s.heartbeat_interval_ms = v,
+        }
+        match req.output_buffer_timeout_ms {
+            -1 => s.output_buffer_timeout_ms = 0,
+            0 => {}
+            v => s.output_buffer_timeout_ms = v,
+        }
         match req.output_buffer_size {
             -1 => {
                 s.output_buffer_size = 1;
@@ -608,18 +601,30 @@ impl<D: Send + 'static> Broker<D> {
             0 => {}
             v => s.output_buffer_size = v,
         }
-        if req.output_buffer_size != -1 {
-            s.output_buffer_timeout_ms = match req.output_buffer_timeout_ms {
-                -1 => 0,
-                0 => default_timeout,
-                v => v,
-            };
-        }
         s.sample_rate = req.sample_rate;
-        s.msg_timeout_ms = if req.msg_timeout_ms == 0 {
-            default_msg_timeout
-        } else {
-            req.msg_timeout_ms
+        if req.msg_timeout_ms != 0 {
+            s.msg_timeout_ms = req.msg_timeout_ms;
+        }
+        if first {
+            // nsqd restarts the heartbeat ticker on the first IDENTIFY only.
+            self.arm_heartbeat(net, conn);
+        }
+        self.arm_read_deadline(net, conn);
+        if !req.feature_negotiation {
+            // nsqd answers OK before it looks at compression: nothing is upgraded.
+            self.write_response(net, conn, b"OK");
+            return true;
+        }
+        if snappy && deflate {
+            let err = ProtocolError::new(
+                ErrorCode::IdentifyFailed,
+                "cannot enable both deflate and snappy compression",
+            );
+            self.fail(net, conn, &err);
+            return false;
+        }
+        let Some(s) = self.session_mut(conn) else {
+            return false;
         };
         let reply = protocol::IdentifyReply {
             msg_timeout: s.msg_timeout_ms,
@@ -628,27 +633,16 @@ impl<D: Send + 'static> Broker<D> {
             output_buffer_timeout: s.output_buffer_timeout_ms,
             ..reply_base
         };
-        // Upgrades follow a negotiated reply only; a layer already on is not stacked a second
-        // time by a later IDENTIFY.
+        // A layer already on is not stacked a second time by a later IDENTIFY.
         let compressed = s.snappy || s.deflate;
         let upgrade = Upgrade {
-            tls: req.feature_negotiation && reply.tls_v1 && !s.tls && !compressed,
-            snappy: req.feature_negotiation && snappy && !compressed,
-            deflate_level: (req.feature_negotiation && deflate && !compressed)
-                .then_some(deflate_level.clamp(1, 9) as u32),
+            tls: reply.tls_v1 && !s.tls && !compressed,
+            snappy: snappy && !compressed,
+            deflate_level: (deflate && !compressed).then_some(deflate_level.clamp(1, 9) as u32),
         };
         s.tls |= upgrade.tls;
         s.snappy |= upgrade.snappy;
         s.deflate |= upgrade.deflate_level.is_some();
-        if first {
-            // nsqd restarts the heartbeat ticker on the first IDENTIFY only.
-            self.arm_heartbeat(net, conn);
-        }
-        self.arm_read_deadline(net, conn);
-        if !req.feature_negotiation {
-            self.write_response(net, conn, b"OK");
-            return true;
-        }
         let json = protocol::identify_reply_json(&reply);
         self.write_response(net, conn, &json);
         if !upgrade.is_empty() {
