@@ -6,7 +6,9 @@
 mod common;
 
 use common::*;
-use squall_core::broker::{Blocked, CONSUMER_OUTPUT_BYTES_MAX, PUBLISH_BATCH_MESSAGES_MAX};
+use squall_core::broker::{
+    Blocked, CONSUMER_OUTPUT_BYTES_MAX, INPUT_PAUSE_OUTPUT_BYTES, PUBLISH_BATCH_MESSAGES_MAX,
+};
 use squall_core::options::Options;
 
 #[test]
@@ -212,4 +214,43 @@ fn a_large_topic_backlog_reaches_a_new_channel_whole_and_in_order() {
     let ch = c.brokers[0].channel("t", "c").unwrap();
     let got: Vec<&[u8]> = ch.queue.memory.iter().map(|m| &m.body[..]).collect();
     assert!(got == refs, "moved whole and in order");
+}
+
+#[test]
+fn a_client_that_does_not_read_its_answers_is_not_read_until_they_drain() {
+    let mut c = Cluster::single(Options {
+        client_timeout_ms: 2000, // heartbeat interval 1 s
+        ..Options::default()
+    });
+    let p = c.connect_v2(0);
+    c.stall_output(p, INPUT_PAUSE_OUTPUT_BYTES);
+    c.send(p, &[pub_cmd("t", b"a"), pub_cmd("t", b"b")].concat());
+    let id = c.conn(p);
+    assert!(c.nets[0].is_read_paused(id));
+    assert!(c.nets[0].input_len(id) > 0, "the PUBs wait unread");
+    assert!(c.brokers[0].topic("t").is_none());
+
+    c.unstall_output(p);
+    assert_eq!(c.take_bytes(p), OK.repeat(2), "read again once drained");
+    assert!(!c.nets[0].is_read_paused(id));
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_is_closed_by_the_read_deadline() {
+    // nsqd's write deadline closes such a client; here nothing is read from it meanwhile, so its
+    // read deadline (2 x heartbeat interval) does.
+    let mut c = Cluster::single(Options {
+        client_timeout_ms: 2000,
+        ..Options::default()
+    });
+    let p = c.connect_v2(0);
+    c.stall_output(p, INPUT_PAUSE_OUTPUT_BYTES);
+    // It keeps sending: were its commands read, each would push the deadline back.
+    for _ in 0..3 {
+        c.send(p, &pub_cmd("t", b"a"));
+        c.advance_ms(600);
+    }
+    assert!(!c.is_closed(p));
+    c.advance_ms(200);
+    assert!(c.is_closed(p), "2 s after the last command read (the magic)");
 }

@@ -18,6 +18,13 @@ const BODY_COPY_BYTES_MAX: usize = 2048;
 /// drains, so a client that stops reading cannot grow the broker's memory.
 pub const CONSUMER_OUTPUT_BYTES_MAX: usize = 1024 * 1024;
 
+/// A connection with this much output not yet taken by the kernel has its input left unread
+/// until the output drains: a producer that never reads its `OK`s cannot grow the broker's
+/// memory (nsqd closes such a client when its write deadline passes; here the read deadline
+/// does, as no command is read meanwhile). Above the deliveries cap, so a consumer's FINs are
+/// never held back by its deliveries alone.
+pub const INPUT_PAUSE_OUTPUT_BYTES: usize = 4 * CONSUMER_OUTPUT_BYTES_MAX;
+
 impl<D: Send + 'static> Broker<D> {
     pub(super) fn sub<N: Net<Detached = D>>(
         &mut self,

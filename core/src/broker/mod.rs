@@ -25,7 +25,7 @@ use bytes::Buf;
 use slab::Slab;
 
 pub use auth::AuthWait;
-pub use consume::CONSUMER_OUTPUT_BYTES_MAX;
+pub use consume::{CONSUMER_OUTPUT_BYTES_MAX, INPUT_PAUSE_OUTPUT_BYTES};
 pub use durability::{AckTo, QueueRef, TopicMeta};
 pub use msg::{
     AdminError, AdminOp, Migration, Origin, PubKind, PublishReply, PublishReq, Request, Response, ShardMsg,
@@ -272,8 +272,14 @@ impl<D: Send + 'static> Broker<D> {
         self.process_input(net, conn);
     }
 
-    pub fn on_drained<N: Net<Detached = D>>(&mut self, _net: &mut N, conn: u64) {
-        if let Some(ch) = self.session(conn).and_then(|s| s.channel) {
+    pub fn on_drained<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64) {
+        let Some(s) = self.session_mut(conn) else { return };
+        if s.blocked == Some(Blocked::Output) {
+            s.blocked = None;
+            // Input left unread is decoded again once reading resumes.
+            net.resume_reading(conn);
+        }
+        if let Some(ch) = s.channel {
             self.mark_dirty(ch);
         }
     }
@@ -387,6 +393,11 @@ impl<D: Send + 'static> Broker<D> {
                 return;
             };
             if session.blocked.is_some() {
+                return;
+            }
+            if net.pending_output(conn) >= consume::INPUT_PAUSE_OUTPUT_BYTES {
+                session.blocked = Some(Blocked::Output);
+                net.pause_reading(conn);
                 return;
             }
             let magic_done = session.magic_done;

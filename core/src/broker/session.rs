@@ -28,6 +28,9 @@ pub enum Blocked {
     Migrating,
     /// The auth server is being asked; the command that needs its answer stays in the input.
     Auth,
+    /// The client has not read its answers: more than `INPUT_PAUSE_OUTPUT_BYTES` wait to be
+    /// taken by the kernel. Reading resumes once they have drained.
+    Output,
     /// A fatal error was written, or is owed after earlier publish answers; the connection is
     /// closing.
     Closing,
