@@ -57,7 +57,7 @@ impl Conn {
 pub struct Socket {
     /// Sent by the client, not yet read by the runtime (the kernel's receive buffer).
     unread: Vec<u8>,
-    /// Everything the broker flushed to this client.
+    /// Everything the broker flushed to this client (since the last `take_bytes_into`).
     received: Vec<u8>,
     read_pos: usize,
     closed: bool,
@@ -398,6 +398,21 @@ impl Cluster {
         out
     }
 
+    /// `take_bytes` into a buffer the caller keeps: the received bytes move into `out` (its old
+    /// contents are dropped) and the socket keeps `out`'s allocation, so a loop that calls this
+    /// allocates nothing once both buffers have grown, and the socket does not keep every byte.
+    pub fn take_bytes_into(&mut self, c: Client, out: &mut Vec<u8>) {
+        let s = &mut self.sockets[c.0];
+        out.clear();
+        if s.read_pos == 0 {
+            std::mem::swap(out, &mut s.received);
+        } else {
+            out.extend_from_slice(&s.received[s.read_pos..]);
+            s.received.clear();
+            s.read_pos = 0;
+        }
+    }
+
     /// New frames the client has received since the last call.
     pub fn frames(&mut self, c: Client) -> Vec<Frame> {
         parse_frames(&self.take_bytes(c))
@@ -574,17 +589,19 @@ impl Cluster {
                 conn.flush_wanted = false;
                 if !conn.queued.is_empty() {
                     busy = true;
-                    let bytes = std::mem::take(&mut conn.queued);
+                    // Copied out and cleared rather than taken, so the buffer keeps its
+                    // capacity (the benches drive many flushes through it).
                     if conn.stalled_bytes > 0 && !conn.closing {
-                        conn.stuck.extend_from_slice(&bytes);
+                        conn.stuck.extend_from_slice(&conn.queued);
                     } else {
                         let socket = &mut self.sockets[conn.socket];
-                        socket.received.extend_from_slice(&bytes);
+                        socket.received.extend_from_slice(&conn.queued);
                         socket.flushes += 1;
                         if !conn.closing {
                             net.drained.push(conn.id);
                         }
                     }
+                    conn.queued.clear();
                 }
             }
             if conn.closing {
