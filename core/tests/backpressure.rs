@@ -254,3 +254,33 @@ fn a_client_that_never_reads_its_answers_is_closed_by_the_read_deadline() {
     c.advance_ms(200);
     assert!(c.is_closed(p), "2 s after the last command read (the magic)");
 }
+
+#[test]
+fn ephemeral_channels_without_memory_hand_messages_to_ready_consumers() {
+    // --mem-queue-size=0: nsqd's ephemeral channel is an unbuffered hand-off to a consumer that
+    // is ready, and drops only what no consumer can take.
+    let mut c = Cluster::single(Options {
+        mem_queue_size: 0,
+        ..Options::default()
+    });
+    let cl = c.consumer(0, "e#ephemeral", "c#ephemeral");
+    c.send(cl, b"RDY 3\n");
+    let p = c.connect_v2(0);
+    let bytes: Vec<u8> = (0..5).flat_map(|i| pub_cmd("e#ephemeral", &[b'0' + i])).collect();
+    c.send(p, &bytes);
+    assert_eq!(c.take_bytes(p), OK.repeat(5));
+    let got: Vec<Vec<u8>> = c.messages(cl).into_iter().map(|m| m.body).collect();
+    assert_eq!(
+        got,
+        vec![b"0".to_vec(), b"1".to_vec(), b"2".to_vec()],
+        "RDY 3: three handed over"
+    );
+    assert_eq!(
+        c.brokers[0]
+            .channel("e#ephemeral", "c#ephemeral")
+            .unwrap()
+            .depth(),
+        0,
+        "the rest dropped"
+    );
+}

@@ -295,13 +295,34 @@ impl<D: Send + 'static> Broker<D> {
         msg: Message,
         needs: &mut Vec<(QueueRef, u64)>,
     ) -> Result<(), String> {
-        let cap = self.opts.mem_queue_size;
+        let mut cap = self.opts.mem_queue_size;
+        let c = &self.channels[ch];
+        if c.ephemeral && c.queue.memory.len() >= cap {
+            // nsqd hands an ephemeral channel's message straight to a consumer ready for it
+            // (its memory channel is a Go channel the consumers' pumps wait on) and drops it
+            // only when none is: room for what the ready consumers can take now.
+            cap = cap.max(self.ready_room(ch));
+        }
         self.ensure_backend(QueueRef::Channel(ch));
         let c = &mut self.channels[ch];
         let ephemeral = c.ephemeral;
         let put = c.queue.put(msg, cap, ephemeral, |m| m, &mut self.scratch);
         self.mark_dirty(ch);
         self.account_put(QueueRef::Channel(ch), put, needs)
+    }
+
+    /// Messages the channel's consumers could be sent right now (RDY minus in flight).
+    fn ready_room(&self, ch: usize) -> usize {
+        let c = &self.channels[ch];
+        if c.paused {
+            return 0;
+        }
+        c.consumers
+            .iter()
+            .filter_map(|&conn| self.session(conn))
+            .filter(|s| s.has_rdy_room())
+            .map(|s| (s.rdy - s.in_flight) as usize)
+            .sum()
     }
 
     /// Queues the topic to move its backlog into its channels at the end of this turn.
