@@ -75,7 +75,8 @@ const fn key(name: &'static str, flag: &'static str, kind: Kind) -> Key {
 }
 
 const LOG_LEVELS: &[&str] = &["debug", "info", "warn", "error", "fatal"];
-const TLS_VERSIONS: &[&str] = &["tls1.0", "tls1.1", "tls1.2", "tls1.3"];
+/// nsqd's example config sets `tls_min_version = ""` (keep the default).
+const TLS_VERSIONS: &[&str] = &["", "tls1.0", "tls1.1", "tls1.2", "tls1.3"];
 
 use Kind::*;
 

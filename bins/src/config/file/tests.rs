@@ -219,6 +219,20 @@ fn flags_win_over_the_file_and_replace_lists_whole() {
 }
 
 #[test]
+fn empty_strings_nsqds_example_config_uses_keep_the_defaults() {
+    // nsqd's own example config leaves these empty.
+    let text = r#"
+        tls_min_version = ""
+        tls_cert = ""
+        statsd_address = ""
+        broadcast_address = ""
+    "#;
+    let c = squalld(text, &[]).unwrap();
+    assert_eq!(c.tls_min_version, crate::config::TlsMinVersion::Tls10);
+    assert!(c.tls_cert.is_empty() && c.statsd_address.is_empty());
+}
+
+#[test]
 fn unknown_keys_name_the_key_and_the_file() {
     let e = squalld_err("max_rdy_count = 5\nbogus_key = 1\n");
     assert!(e.starts_with("config file /"), "{e}");
