@@ -253,6 +253,20 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, HttpError> {
     // reader limited to that many: the answer depends on those bytes alone, never on whether
     // more had arrived by the time they were parsed.
     let window = &buf[..buf.len().min(limits.header_bytes_max)];
+    // Go reads the request line whole before judging it: bytes that cannot start a request are
+    // answered only once their line has ended (a client mid-way through writing something else
+    // is not cut off), and an empty first line is malformed (httparse would skip it).
+    let Some(line_end) = window.iter().position(|&b| b == b'\n') else {
+        return if window.len() == limits.header_bytes_max {
+            Err(HttpError::HeaderTooLarge)
+        } else {
+            Ok(None)
+        };
+    };
+    let first_line = &window[..line_end];
+    if first_line.strip_suffix(b"\r").unwrap_or(first_line).is_empty() {
+        return Err(HttpError::BadRequest);
+    }
     let head_len = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
@@ -460,6 +474,22 @@ mod tests {
         head.resize(64 - tail.len(), b'a');
         head.extend_from_slice(tail);
         assert_eq!(parse_request(&head, &limits).unwrap().unwrap().1, 64);
+    }
+
+    #[test]
+    fn bytes_that_cannot_start_a_request_are_judged_when_their_line_ends() {
+        // An NSQ client that dialled the HTTP port writes "  V2" and then IDENTIFY: like Go's
+        // server, wait for the line before answering 400, so the client is not reset mid-write.
+        for partial in [&b"  V2"[..], b"  V2IDENTIFY", b"\x00\x00", b" "] {
+            assert!(matches!(parse(partial), Ok(None)), "{partial:?}");
+        }
+        assert_eq!(parse(b"  V2IDENTIFY\n").unwrap_err(), HttpError::BadRequest);
+        // An empty first line is malformed, not skipped.
+        assert_eq!(
+            parse(b"\r\nGET /ping HTTP/1.1\r\nHost: x\r\n\r\n").unwrap_err(),
+            HttpError::BadRequest
+        );
+        assert_eq!(parse(b"\n").unwrap_err(), HttpError::BadRequest);
     }
 
     #[test]
