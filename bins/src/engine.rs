@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use squall_core::broker::{Broker, Net, ShardMsg, TlsInfo, TopicMeta, Upgrade};
+use squall_core::error::{ErrorCode, ProtocolError};
 use squall_core::options::Options;
 use squall_core::protocol;
 use squall_core::stats::ShardRuntime;
@@ -24,7 +25,7 @@ use crate::grpc_subs::{Msg, Subs, Work};
 use crate::http_front::HttpFront;
 use crate::lookup_loop::LookupLoop;
 use crate::metadata::MetadataWriter;
-use crate::transport::Transport;
+use crate::transport::{Fault, Transport};
 
 /// Decode-then-handle rounds per `on_input` for a connection with a transport: each round
 /// decodes up to the input bound, so a few rounds cover everything one turn can read.
@@ -151,10 +152,28 @@ impl Transports {
             return 0;
         };
         let Some(raw) = io.input(conn(c)) else { return 0 };
+        let handshaking = t.tls_handshaking();
         let decoded = t.decode(raw, limit);
         // A failed handshake still sends its alert.
         let drained = t.drain_tls(&mut self.wire);
         let result = decoded.and_then(|n| drained.map(|()| n));
+        let tls_error = match &result {
+            Err(Fault::Tls(e)) => Some(e.to_string()),
+            Err(Fault::TlsIo(e)) => Some(e.to_string()),
+            _ => None,
+        };
+        if let Some(e) = tls_error {
+            if handshaking {
+                // nsqd answers a failed upgrade with a plain-text E_IDENTIFY_FAILED frame, after
+                // the alert Go's TLS server sends to a peer that spoke TLS (none to one that
+                // did not).
+                if t.tls_peer_not_tls() {
+                    self.wire.clear();
+                }
+                let err = ProtocolError::new(ErrorCode::IdentifyFailed, format!("IDENTIFY failed tls: {e}"));
+                protocol::encode_error(&mut self.wire, &err);
+            }
+        }
         if !self.wire.is_empty() {
             io.write(conn(c), &self.wire);
             self.wire.clear();

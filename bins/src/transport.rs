@@ -69,6 +69,8 @@ pub struct Transport {
     scratch: Vec<u8>,
     /// A layer failed: nothing more is decoded or encoded (the connection is closing).
     failed: bool,
+    /// What the first byte after the TLS upgrade said: `Some(true)` for a TLS handshake record.
+    first_tls_byte_was_handshake: Option<bool>,
 }
 
 impl Default for Transport {
@@ -87,6 +89,7 @@ impl Transport {
             plain_out: Vec::new(),
             scratch: Vec::new(),
             failed: false,
+            first_tls_byte_was_handshake: None,
         }
     }
 
@@ -144,10 +147,26 @@ impl Transport {
 
     /// Decodes what it can of `raw` (consuming it from the front) into `plain_in`, stopping once
     /// `plain_in` holds `limit` bytes. Returns the plaintext bytes added.
+    /// The TLS handshake has started and not finished.
+    pub fn tls_handshaking(&self) -> bool {
+        self.tls.as_deref().is_some_and(|t| t.is_handshaking())
+    }
+
+    /// Whether the client opened the TLS upgrade with something other than a TLS handshake
+    /// record (a client that does not speak TLS at all).
+    pub fn tls_peer_not_tls(&self) -> bool {
+        self.first_tls_byte_was_handshake == Some(false)
+    }
+
     pub fn decode(&mut self, raw: &mut BytesMut, limit: usize) -> Result<usize, Fault> {
         if self.failed {
             raw.clear();
             return Ok(0);
+        }
+        if self.tls.is_some() && self.first_tls_byte_was_handshake.is_none() {
+            if let Some(&b) = raw.first() {
+                self.first_tls_byte_was_handshake = Some(b == 0x16);
+            }
         }
         let result = self.decode_layers(raw, limit);
         self.failed = result.is_err();

@@ -507,6 +507,31 @@ fn client_certificates_are_verified_against_the_root_ca() {
 }
 
 #[test]
+fn a_client_that_does_not_speak_tls_after_the_upgrade_gets_e_identify_failed() {
+    // nsqd writes the failed upgrade's error in plain text (no alert to a peer that sent no TLS
+    // record), then closes.
+    let pki = Pki::new("notls");
+    let node = start(options(), pki.server(ClientAuth::None));
+    let mut tcp = connect(&node);
+    tcp.write_all(&identify_bytes(r#"{"feature_negotiation":true,"tls_v1":true}"#))
+        .unwrap();
+    read_frame(&mut tcp);
+    tcp.write_all(b"PUB t\n\x00\x00\x00\x01x").unwrap();
+    let (ft, data) = read_frame(&mut tcp);
+    let text = String::from_utf8_lossy(&data).to_string();
+    assert_eq!(ft, 1, "an error frame: {text}");
+    assert!(
+        text.starts_with("E_IDENTIFY_FAILED IDENTIFY failed tls: "),
+        "{text}"
+    );
+    let mut rest = Vec::new();
+    let _ = tcp.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "closed after the frame: {rest:?}");
+    node.shutdown();
+    node.join().unwrap();
+}
+
+#[test]
 fn garbage_in_any_layer_closes_only_that_connection() {
     let pki = Pki::new("garbage");
     let node = start(options(), pki.server(ClientAuth::None));
