@@ -2,6 +2,10 @@
 //! own ring, so nothing blocks and no second reactor exists), then snappy framing or raw DEFLATE
 //! (spec §4.1 "Upgrade sequencing"). Compression runs inside TLS.
 //!
+//! Both ends of the upgrade use it: squalld's connections take the server side of TLS
+//! ([`Transport::start_tls`]), squall-to-file's consumer the client side
+//! ([`Transport::start_tls_client`]); the compression layers are the same bytes either way.
+//!
 //! Input: raw bytes the runtime read → [`Transport::decode`] → `plain_in`, which the broker reads
 //! as if it were the socket's input. Output: the broker's writes gather in `plain_out`;
 //! [`Transport::encode`] turns them into wire bytes once per flush (one compressed block, one
@@ -16,7 +20,8 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
 /// Largest uncompressed chunk in the snappy framing format.
 const SNAPPY_CHUNK_DATA_BYTES_MAX: usize = 65_536;
@@ -57,7 +62,7 @@ enum Codec {
 }
 
 pub struct Transport {
-    tls: Option<Box<ServerConnection>>,
+    tls: Option<Box<Connection>>,
     codec: Codec,
     /// Decrypted bytes waiting for the codec (only with TLS and a codec).
     mid: BytesMut,
@@ -95,8 +100,38 @@ impl Transport {
 
     pub fn start_tls(&mut self, config: Arc<ServerConfig>) -> Result<(), Fault> {
         debug_assert!(self.tls.is_none() && matches!(self.codec, Codec::Plain));
-        self.tls = Some(Box::new(ServerConnection::new(config)?));
+        self.tls = Some(Box::new(ServerConnection::new(config)?.into()));
         Ok(())
+    }
+
+    /// The client side: the ClientHello is ready for the next [`Transport::encode`].
+    pub fn start_tls_client(
+        &mut self,
+        config: Arc<ClientConfig>,
+        server: ServerName<'static>,
+    ) -> Result<(), Fault> {
+        debug_assert!(self.tls.is_none() && matches!(self.codec, Codec::Plain));
+        self.tls = Some(Box::new(ClientConnection::new(config, server)?.into()));
+        Ok(())
+    }
+
+    pub fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether rustls has bytes of its own to send (handshake messages, alerts, key updates).
+    pub fn tls_wants_write(&self) -> bool {
+        self.tls.as_deref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Plaintext that TLS already produced but that belongs to a codec started after it: a
+    /// peer may send its first compressed bytes right behind the frame that announced them.
+    pub fn unread_tls_plaintext(&mut self, bytes: &[u8]) {
+        debug_assert!(self.tls.is_some());
+        let mut mid = BytesMut::with_capacity(bytes.len() + self.mid.len());
+        mid.extend_from_slice(bytes);
+        mid.extend_from_slice(&self.mid);
+        self.mid = mid;
     }
 
     pub fn start_snappy(&mut self) {
@@ -270,7 +305,7 @@ impl Transport {
 
 /// Seals `data` into TLS records appended to `wire`. rustls buffers a bounded amount of
 /// plaintext at a time, so records are taken out as they are made.
-fn tls_encode(tls: &mut ServerConnection, mut data: &[u8], wire: &mut Vec<u8>) -> Result<(), Fault> {
+fn tls_encode(tls: &mut Connection, mut data: &[u8], wire: &mut Vec<u8>) -> Result<(), Fault> {
     while !data.is_empty() {
         let n = tls.writer().write(data)?;
         data = &data[n..];
@@ -287,7 +322,7 @@ fn tls_encode(tls: &mut ServerConnection, mut data: &[u8], wire: &mut Vec<u8>) -
 
 /// Feeds `raw` to rustls and reads the plaintext it yields into `target` (up to `limit`).
 fn tls_decode(
-    tls: &mut ServerConnection,
+    tls: &mut Connection,
     raw: &mut BytesMut,
     target: &mut BytesMut,
     limit: usize,
@@ -310,7 +345,7 @@ fn tls_decode(
     read_plaintext(tls, target, limit)
 }
 
-fn read_plaintext(tls: &mut ServerConnection, target: &mut BytesMut, limit: usize) -> Result<(), Fault> {
+fn read_plaintext(tls: &mut Connection, target: &mut BytesMut, limit: usize) -> Result<(), Fault> {
     while target.len() < limit {
         let len = target.len();
         target.resize(len + DECODE_STEP_BYTES, 0);

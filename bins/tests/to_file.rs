@@ -1,6 +1,8 @@
 //! squall-to-file end to end: the built binary consumes from an in-process squalld and every
 //! published message ends up as a line on disk, across gzip, rotation, work-dir moves, SIGTERM,
-//! kill -9 and a broker restart. Loopback only; every wait is bounded.
+//! kill -9, a broker restart, and connections upgraded to TLS, snappy or deflate; it starts, and
+//! refuses to start, where nsq_to_file does, with its messages and exit statuses. Loopback only;
+//! every wait is bounded.
 
 mod common;
 
@@ -522,32 +524,144 @@ fn an_unusable_output_dir_is_a_clear_fatal_error() {
     );
 }
 
+/// The tool run to its end: exit code and stdout + stderr.
+fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_squall-to-file"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// Go's standard logger line: `2006/01/02 15:04:05 <msg>`.
+fn assert_std_log_line(text: &str, msg: &str) {
+    let line = text
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("one line: {text:?}"));
+    assert!(!line.contains('\n'), "one line: {text:?}");
+    let (stamp, rest) = line.split_at("2006/01/02 15:04:05".len());
+    let shape: String = stamp
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '0' } else { c })
+        .collect();
+    assert_eq!(shape, "0000/00/00 00:00:00", "{text:?}");
+    assert_eq!(rest, format!(" {msg}"), "{text:?}");
+}
+
 #[test]
 fn startup_checks_and_version() {
-    let run = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_squall-to-file"))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
-        )
-    };
-    let (code, text) = run(&["-version"]);
+    let (code, text) = run_to_exit(&["-version"]);
     assert_eq!(code, Some(0));
     assert!(text.contains("nsq_to_file v1.3.0 compatible"), "{text}");
-    let (code, text) = run(&["--topic=t"]);
-    assert_ne!(code, Some(0));
-    assert!(
-        text.contains("--nsqd-tcp-address or --lookupd-http-address required"),
-        "{text}"
+    // nsq_to_file's own checks: log.Fatal with its message, exit 1.
+    for (args, msg) in [
+        (
+            &["--topic=t"][..],
+            "--nsqd-tcp-address or --lookupd-http-address required.",
+        ),
+        (
+            &["--nsqd-tcp-address=127.0.0.1:1", "--topic=t", "--gzip-level=10"][..],
+            "invalid --gzip-level value (10), should be 1-9",
+        ),
+        (
+            &["--nsqd-tcp-address=127.0.0.1:1"][..],
+            "--topic or --topic-pattern required",
+        ),
+        (&["--version", "extra", "x"][..], "unknown arguments: [extra x]"),
+        (&["--version", "--log-level=loud"][..], "--log-level is invalid"),
+        (&["--channel=", "--topic=t"][..], "--channel is required"),
+        (
+            &["--nsqd-tcp-address=127.0.0.1:1", "--topic-pattern=x"][..],
+            "--lookupd-http-address must be specified when no --topic specified",
+        ),
+    ] {
+        let (code, text) = run_to_exit(args);
+        assert_eq!(code, Some(1), "{args:?}: {text}");
+        assert_std_log_line(&text, msg);
+    }
+    // What Go's flag package refuses: a usage error, exit 2.
+    let (code, text) = run_to_exit(&["--nsqd-tcp-address=127.0.0.1:1", "--topic=t", "--gzip-level=x"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("gzip-level"), "{text}");
+}
+
+/// The tool with `args` until `want` shows in its log, then SIGTERM (exit 0); the log.
+fn run_until_logged(dir: &TempDir, name: &str, args: &[String], want: &str) -> String {
+    let tool = Tool::spawn(args, dir.path(name));
+    wait_until(want, &tool, || tool.stderr().contains(want));
+    tool.term()
+}
+
+#[test]
+fn what_nsq_to_file_refuses_later_or_never_does_not_stop_the_start() {
+    let dir = TempDir::new("late-checks");
+    let out = dir.path("out");
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            "--nsqd-tcp-address=127.0.0.1:1".to_string(),
+            "--topic=t".to_string(),
+            format!("--output-dir={}", out.display()),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    // go-nsq's NewConsumer refuses these when the topic's logger is made; the tool runs on.
+    run_until_logged(
+        &dir,
+        "mif",
+        &base(&["--max-in-flight=-1"]),
+        "ERROR: couldn't create logger for new topic t: invalid MaxInFlight ! -1 < 0",
     );
-    let (code, text) = run(&["--nsqd-tcp-address=127.0.0.1:1", "--topic=t", "--gzip-level=10"]);
-    assert_ne!(code, Some(0));
+    run_until_logged(
+        &dir,
+        "heartbeat",
+        &base(&["--consumer-opt=heartbeat_interval,2m"]),
+        "ERROR: couldn't create logger for new topic t: HeartbeatInterval 2m0s must be less than ReadTimeout 1m0s",
+    );
+    // A pattern that does not compile matches nothing.
+    run_until_logged(
+        &dir,
+        "pattern",
+        &base(&["--topic-pattern=("]),
+        "WARNING: skipping topic t (doesn't match pattern ()",
+    );
+    // One address with a comma in it, as Go's StringArray keeps it.
+    run_until_logged(
+        &dir,
+        "comma",
+        &[
+            "--nsqd-tcp-address=127.0.0.1:1,127.0.0.1:2".to_string(),
+            "--topic=t".to_string(),
+            format!("--output-dir={}", out.display()),
+        ],
+        "[t/nsq_to_file] (127.0.0.1:1,127.0.0.1:2) connecting to nsqd",
+    );
+    // Options go-nsq's Config.Set refuses are left at their defaults, with a warning.
+    let log = run_until_logged(
+        &dir,
+        "opts",
+        &base(&["--consumer-opt=bogus,1", "--consumer-opt=read_timeout,1ms"]),
+        "connecting to nsqd",
+    );
     assert!(
-        text.contains("invalid --gzip-level value (10), should be 1-9"),
-        "{text}"
+        log.contains("WARNING: --consumer-opt=bogus,1 ignored: invalid option bogus"),
+        "{log}"
+    );
+    assert!(
+        log.contains("WARNING: --consumer-opt=read_timeout,1ms ignored: invalid read_timeout ! 1ms < 100ms"),
+        "{log}"
+    );
+    // nsq_to_file's router panics on its sync ticker: exit 2 once the topic's logger starts.
+    let mut tool = Tool::spawn(&base(&["--sync-interval=0"]), dir.path("sync"));
+    let status = tool.wait_exit();
+    let log = tool.stderr();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("panic: non-positive interval for NewTicker"),
+        "{log}"
     );
 }
 
@@ -649,6 +763,11 @@ fn topics_matching_the_pattern_are_discovered_through_lookupd() {
     assert_eq!(files["disc-a.log"].len(), 50);
     assert_eq!(files["disc-b.log"].len(), 60);
     assert!(log.contains("querying nsqlookupd"), "{log}");
+    // nsq_to_file warns about every skipped topic, on every refresh.
+    assert!(
+        log.contains("WARNING: skipping topic other (doesn't match pattern ^disc-)"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -681,4 +800,211 @@ fn a_full_disk_is_fatal_and_nothing_unwritten_is_finished() {
         got,
         [b"f-000000".to_vec(), b"f-000001".to_vec(), b"f-000002".to_vec()]
     );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: PathBuf) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+        fs::create_dir_all(&dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "to_file test CA");
+        let ca = params.self_signed(&ca_key).unwrap();
+        fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        for (name, client) in [("server", false), ("client", true)] {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+            params.distinguished_name.push(DnType::CommonName, name);
+            if client {
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            }
+            let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+            fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+            fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        }
+        Pki { dir }
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+
+    /// A node that grants TLS, snappy and deflate, asking clients for `client_auth`.
+    fn node(&self, client_auth: squall::tls::ClientAuth) -> TestNode {
+        let options = Options {
+            snappy: true,
+            deflate: true,
+            tls_enabled: true,
+            ..node_options()
+        };
+        let mut config = NodeConfig::for_tests(options);
+        config.tls = Some(
+            squall::tls::server_config(&squall::tls::TlsFiles {
+                cert: &self.path("server.pem"),
+                key: &self.path("server.key"),
+                root_ca: &self.path("ca.pem"),
+                client_auth,
+                min_version: squall::config::TlsMinVersion::Tls10,
+            })
+            .unwrap(),
+        );
+        TestNode::start_config(config)
+    }
+}
+
+/// The tool's connection in `/stats`: the client of `channel` whose user agent is nsq_to_file's.
+fn tool_client_stats(node: &TestNode, topic: &str) -> Option<serde_json::Value> {
+    let body = common::http_get(node.http_addr(), &format!("/stats?format=json&topic={topic}"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let stats = v.get("data").unwrap_or(&v);
+    stats["topics"]
+        .as_array()?
+        .iter()
+        .filter(|t| t["topic_name"] == topic)
+        .flat_map(|t| t["channels"].as_array().into_iter().flatten())
+        .flat_map(|c| c["clients"].as_array().into_iter().flatten())
+        .find(|c| {
+            c["user_agent"]
+                .as_str()
+                .is_some_and(|ua| ua.starts_with("nsq_to_file/"))
+        })
+        .cloned()
+}
+
+#[test]
+fn tls_snappy_and_deflate_are_negotiated_and_carry_every_message() {
+    let dir = TempDir::new("layers");
+    let pki = Pki::new(dir.path("pki"));
+    let node = pki.node(squall::tls::ClientAuth::None);
+    let ca = format!("--consumer-opt=tls_root_ca_file,{}", pki.path("ca.pem"));
+    let cases: [(&str, Vec<&str>, &[&str]); 5] = [
+        ("snappy", vec!["--consumer-opt=snappy"], &["snappy"]),
+        (
+            "deflate",
+            vec!["--consumer-opt=deflate,true", "--consumer-opt=deflate_level,3"],
+            &["deflate"],
+        ),
+        ("tls", vec!["--consumer-opt=tls_v1", &ca], &["tls"]),
+        (
+            "tls-snappy",
+            vec!["--consumer-opt=tls_v1", &ca, "--consumer-opt=snappy"],
+            &["tls", "snappy"],
+        ),
+        (
+            // go-nsq's spelling with dashes works too; --max-in-flight is not capped at nsqd's
+            // max RDY (the broker caps RDY itself).
+            "tls-deflate",
+            vec![
+                "--consumer-opt=tls-v1",
+                &ca,
+                "--consumer-opt=deflate",
+                "--max-in-flight=5000",
+            ],
+            &["tls", "deflate"],
+        ),
+    ];
+    for (name, opts, features) in cases {
+        let topic = format!("layers-{name}");
+        let out = dir.path(&format!("out-{name}"));
+        let mut args = args(&node, &out, &[&format!("--topic={topic}")]);
+        args.retain(|a| a != "--log-level=debug");
+        args.extend(opts.iter().map(|s| s.to_string()));
+        let mut all = bodies(name, 150);
+        // More than one TLS record, one snappy chunk and one read of the socket.
+        all.push("x".repeat(300_000));
+        publish(&node, &topic, &all);
+        let tool = Tool::spawn(&args, dir.path(&format!("stderr-{name}")));
+        wait_until("every line", &tool, || count_lines(&out) >= all.len());
+        let client = tool_client_stats(&node, &topic).expect("the tool's connection in /stats");
+        for feature in ["tls", "snappy", "deflate"] {
+            assert_eq!(
+                client[feature].as_bool(),
+                Some(features.contains(&feature)),
+                "{name}: {feature} in {client}"
+            );
+        }
+        if features.contains(&"tls") {
+            // go-nsq's own tls.Config (made by the tls_* options) stops at TLS 1.2.
+            assert_eq!(client["tls_version"], "TLS1.2", "{client}");
+        }
+        let log = tool.term();
+        let mut got: Vec<String> = read_lines(&out).values().flatten().cloned().collect();
+        got.sort();
+        let mut want = all.clone();
+        want.sort();
+        assert!(got == want, "{name}: lines differ\n{log}");
+        for feature in features {
+            let layer = match *feature {
+                "tls" => "TLS",
+                "snappy" => "Snappy",
+                _ => "Deflate",
+            };
+            assert!(
+                log.contains(&format!(
+                    "INFO: [{topic}/nsq_to_file] ({}) upgrading to {layer}",
+                    node.addr
+                )),
+                "{log}"
+            );
+        }
+        // nsq_to_file logs its syncs at INFO.
+        assert!(
+            log.contains(&format!("INFO: [{topic}/nsq_to_file] syncing ")),
+            "{log}"
+        );
+        assert!(!log.contains("DEBUG"), "{log}");
+        assert_all_finished(&node, &topic);
+    }
+}
+
+#[test]
+fn tls_verification_follows_go_nsqs_options() {
+    let dir = TempDir::new("tls-verify");
+    let pki = Pki::new(dir.path("pki"));
+    let node = pki.node(squall::tls::ClientAuth::RequireVerify);
+    let ca = format!("--consumer-opt=tls_root_ca_file,{}", pki.path("ca.pem"));
+    let cert = format!("--consumer-opt=tls_cert,{}", pki.path("client.pem"));
+    let key = format!("--consumer-opt=tls_key,{}", pki.path("client.key"));
+    let run = |name: &str, opts: &[&str]| -> (usize, String) {
+        let topic = format!("verify-{name}");
+        let out = dir.path(&format!("out-{name}"));
+        let mut args = args(
+            &node,
+            &out,
+            &[&format!("--topic={topic}"), "--consumer-opt=tls_v1"],
+        );
+        args.extend(opts.iter().map(|s| s.to_string()));
+        publish(&node, &topic, &bodies(name, 20));
+        let tool = Tool::spawn(&args, dir.path(&format!("stderr-{name}")));
+        wait_until("all lines or a failed connection", &tool, || {
+            count_lines(&out) >= 20 || tool.stderr().contains("error connecting to nsqd")
+        });
+        let log = tool.term();
+        (count_lines(&out), log)
+    };
+    // The CA and a client certificate: verified both ways.
+    let (lines, log) = run("ca-cert", &[&ca, &cert, &key]);
+    assert_eq!(lines, 20, "{log}");
+    // Any server certificate, as Go's InsecureSkipVerify; the client certificate still counts.
+    let (lines, log) = run(
+        "insecure",
+        &["--consumer-opt=tls_insecure_skip_verify", &cert, &key],
+    );
+    assert_eq!(lines, 20, "{log}");
+    // The system's CAs do not know this one.
+    let (lines, log) = run("no-ca", &[&cert, &key]);
+    assert_eq!(lines, 0, "{log}");
+    assert!(log.contains("error connecting to nsqd"), "{log}");
+    // The server asks for a client certificate.
+    let (lines, log) = run("no-cert", &[&ca]);
+    assert_eq!(lines, 0, "{log}");
+    assert!(log.contains("error connecting to nsqd"), "{log}");
 }

@@ -4,6 +4,7 @@
 
 use squall::config::{file, keys};
 use squall::logging::{self, Level};
+use squall::to_file::ArgsError;
 
 fn main() {
     let argv = match file::args_with_config_file(std::env::args_os().collect(), &keys::NSQ_TO_FILE) {
@@ -16,7 +17,8 @@ fn main() {
     let hostname = squall::config::os_hostname();
     let opts = match squall::to_file::parse_args(argv, &hostname) {
         Ok(o) => o,
-        Err(e) => e.exit(),
+        Err(ArgsError::Usage(e)) => e.exit(),
+        Err(ArgsError::Fatal(msg)) => squall::to_file::std_log_fatal(&msg),
     };
     if opts.print_version {
         println!("{}", squall::to_file::VERSION_LINE);

@@ -104,6 +104,46 @@ pub fn parse_go_duration_ms(s: &str) -> Result<i64, String> {
     parse_go_duration_ns(s).map(|ns| ns / 1_000_000)
 }
 
+/// Go's `time.Duration.String`: `0s`, `1.5s`, `100ms`, `1m0s`, `1h0m0s`, `-2µs`.
+pub fn format_go_duration(ns: i64) -> String {
+    // The fraction of `u` below 10^prec, without trailing zeros (nothing when it is zero), and
+    // what is left above it.
+    let frac = |u: u64, prec: u32| -> (String, u64) {
+        let scale = 10u64.pow(prec);
+        let f = u % scale;
+        if f == 0 {
+            return (String::new(), u / scale);
+        }
+        let digits = format!("{f:0width$}", width = prec as usize);
+        (format!(".{}", digits.trim_end_matches('0')), u / scale)
+    };
+    let u = ns.unsigned_abs();
+    let body = if u < 1_000_000_000 {
+        let (prec, unit) = match u {
+            0 => return "0s".to_string(),
+            1..=999 => (0, "ns"),
+            1_000..=999_999 => (3, "µs"),
+            _ => (6, "ms"),
+        };
+        let (f, whole) = frac(u, prec);
+        format!("{whole}{f}{unit}")
+    } else {
+        let (f, secs) = frac(u, 9);
+        let (s, mins) = (secs % 60, secs / 60);
+        let (m, h) = (mins % 60, mins / 60);
+        match (h, mins) {
+            (_, 0) => format!("{s}{f}s"),
+            (0, _) => format!("{m}m{s}{f}s"),
+            _ => format!("{h}h{m}m{s}{f}s"),
+        }
+    };
+    if ns < 0 {
+        format!("-{body}")
+    } else {
+        body
+    }
+}
+
 /// Go's `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, units ns, us (µs, μs), ms, s,
 /// m, h; a bare `0` is allowed. Returns nanoseconds with Go's error texts.
 pub fn parse_go_duration_ns(s: &str) -> Result<i64, String> {
@@ -308,6 +348,26 @@ mod tests {
         assert_eq!(parse_go_duration_ms("1999us"), Ok(1));
         assert_eq!(parse_go_duration_ms("-1999us"), Ok(-1));
         assert_eq!(parse_go_duration_ms("0"), Ok(0));
+    }
+
+    #[test]
+    fn go_duration_strings() {
+        for (ns, want) in [
+            (0, "0s"),
+            (1, "1ns"),
+            (1_500, "1.5µs"),
+            (100_000_000, "100ms"),
+            (1_234_567, "1.234567ms"),
+            (1_500_000_000, "1.5s"),
+            (30_000_000_000, "30s"),
+            (60_000_000_000, "1m0s"),
+            (120_000_000_000, "2m0s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (5_430_000_000_000, "1h30m30s"),
+            (-2_000, "-2µs"),
+        ] {
+            assert_eq!(format_go_duration(ns), want, "{ns}");
+        }
     }
 
     #[test]

@@ -14,20 +14,26 @@
 //! Stop: every connection gets CLS; after CLOSE_WAIT it stays open until everything it delivered
 //! has been FIN'd (or [`STOP_GRACE_MS`] passed), then closes. When the last thread has ended, the
 //! logger gets [`Event::Stopped`].
+//!
+//! Upgrades: IDENTIFY asks for `tls_v1`, `snappy` and `deflate` as `--consumer-opt` set them;
+//! what nsqd's reply grants is started in go-nsq's order (TLS, deflate, snappy), each confirmed
+//! by an `OK` read through the new layer, before AUTH and SUB (see `wire`).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::consumer_config::ConsumerConfig;
 use super::log::Log;
 use super::lookupd::{self, HttpTimeouts};
-use super::options::{ConsumerConfig, RECONNECT_DELAY_MIN_MS, STOP_GRACE_MS};
-use super::protocol::{decode_frame, Command, Frame, Message, MessageId, CLOSE_WAIT, HEARTBEAT, MAGIC_V2};
+use super::options::{RECONNECT_DELAY_MIN_MS, STOP_GRACE_MS};
+use super::protocol::{Command, Frame, Message, MessageId, CLOSE_WAIT, HEARTBEAT, MAGIC_V2};
+use super::wire::{FrameReader, Wire};
 
 /// How often a connection thread wakes to check for stop and its own read deadline.
 const POLL_MS: u64 = 100;
@@ -53,7 +59,7 @@ pub enum Event {
 /// One live nsqd connection, shared by its reader thread and the logger (for FIN).
 pub struct Conn {
     pub addr: String,
-    writer: Mutex<TcpStream>,
+    wire: Wire,
     /// Delivered to the logger and not yet FIN'd.
     in_flight: AtomicI64,
     rdy: AtomicU64,
@@ -70,22 +76,16 @@ impl Conn {
         for c in commands {
             c.encode(&mut buf);
         }
-        let mut w = lock(&self.writer);
-        let result = w.write_all(&buf);
+        let result = self.wire.send(&buf);
         if result.is_err() {
-            self.close_with(&w);
+            self.close();
         }
         result
     }
 
-    fn close_with(&self, stream: &TcpStream) {
-        self.closed.store(true, Ordering::Release);
-        let _ = stream.shutdown(Shutdown::Both);
-    }
-
     fn close(&self) {
-        let w = lock(&self.writer);
-        self.close_with(&w);
+        self.closed.store(true, Ordering::Release);
+        self.wire.shutdown();
     }
 
     /// FINs `ids` (all delivered on this connection) in one write.
@@ -165,8 +165,11 @@ impl Shared {
         if conns.is_empty() || self.stopping() {
             return;
         }
-        let share = (self.config.max_in_flight / conns.len()).max(1) as u64;
-        let rdy = share.min(self.max_rdy.load(Ordering::Acquire)).max(1);
+        // go-nsq's perConnMaxInFlight: at least 1 a connection, at most max-in-flight (so none
+        // at all for a max-in-flight of 0).
+        let max_in_flight = u64::try_from(self.config.max_in_flight).unwrap_or(0);
+        let share = (max_in_flight / conns.len() as u64).max(1).min(max_in_flight);
+        let rdy = share.min(self.max_rdy.load(Ordering::Acquire));
         for c in conns {
             if c.rdy.swap(rdy, Ordering::AcqRel) != rdy {
                 let _ = c.send(&[Command::Rdy(rdy)]);
@@ -322,10 +325,8 @@ fn spawn_connection(shared: &Arc<Shared>, addr: String, reconnect: bool) {
 fn connection_loop(shared: &Arc<Shared>, addr: &str, reconnect: bool) -> bool {
     let mut was_connected = false;
     let tag = shared.tag();
-    let cap = shared
-        .config
-        .lookupd_poll_interval
-        .max(Duration::from_millis(RECONNECT_DELAY_MIN_MS));
+    let cap =
+        nanos(shared.config.lookupd_poll_interval_ns).max(Duration::from_millis(RECONNECT_DELAY_MIN_MS));
     let mut delay = Duration::from_millis(RECONNECT_DELAY_MIN_MS);
     while !shared.stopping() {
         shared.log.info(&format!("{tag} ({addr}) connecting to nsqd"));
@@ -364,59 +365,22 @@ enum SessionError {
     Lost(String),
 }
 
-/// Bytes read from nsqd and not yet decoded.
-struct FrameReader {
-    buf: Vec<u8>,
-    last_rx: Instant,
+/// A go-nsq duration option; one that is not positive is zero.
+fn nanos(ns: i64) -> Duration {
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
 }
 
-impl FrameReader {
-    /// The next frame; `Ok(None)` when nothing complete arrived within the socket's read timeout.
-    fn next(&mut self, stream: &mut TcpStream) -> Result<Option<Frame>, String> {
-        loop {
-            match decode_frame(&self.buf) {
-                Ok(Some((frame, used))) => {
-                    self.buf.drain(..used);
-                    return Ok(Some(frame));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-            let mut chunk = [0u8; 64 * 1024];
-            match stream.read(&mut chunk) {
-                Ok(0) => return Err("EOF".into()),
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    self.last_rx = Instant::now();
-                }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    return Ok(None)
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
-
-    /// Waits for one frame during the handshake, up to the read timeout.
-    fn expect(&mut self, stream: &mut TcpStream, timeout: Duration) -> Result<Frame, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(f) = self.next(stream)? {
-                return Ok(f);
-            }
-            if Instant::now() >= deadline {
-                return Err("timed out waiting for nsqd".into());
-            }
-        }
-    }
-}
-
+/// `timeout` zero: none, as a zero `net.Dialer.Timeout`.
 fn dial(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
     let mut last = io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing");
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout) {
+        let dialed = if timeout.is_zero() {
+            TcpStream::connect(a)
+        } else {
+            TcpStream::connect_timeout(&a, timeout)
+        };
+        match dialed {
             Ok(s) => return Ok(s),
             Err(e) => last = e,
         }
@@ -424,49 +388,29 @@ fn dial(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
     Err(last)
 }
 
-fn identify_body(config: &ConsumerConfig) -> Vec<u8> {
-    serde_json::json!({
-        "client_id": config.client_id,
-        "hostname": config.hostname,
-        "user_agent": config.user_agent,
-        "feature_negotiation": true,
-        "heartbeat_interval": config.heartbeat_interval_ms,
-        "output_buffer_size": config.output_buffer_size,
-        "output_buffer_timeout": config.output_buffer_timeout_ms,
-        "msg_timeout": config.msg_timeout_ms,
-        "sample_rate": config.sample_rate,
-        "tls_v1": false,
-        "snappy": false,
-        "deflate": false,
-    })
-    .to_string()
-    .into_bytes()
-}
-
 /// One connection from dial to close.
 fn session(shared: &Arc<Shared>, addr: &str) -> Result<(), SessionError> {
     let config = &shared.config;
     let setup = |e: String| SessionError::Setup(e);
-    let mut stream = dial(addr, config.dial_timeout).map_err(|e| setup(e.to_string()))?;
+    let stream = dial(addr, nanos(config.dial_timeout_ns)).map_err(|e| setup(e.to_string()))?;
     let _ = stream.set_nodelay(true);
     stream
         .set_read_timeout(Some(Duration::from_millis(POLL_MS)))
-        .and_then(|()| stream.set_write_timeout(Some(config.write_timeout.max(Duration::from_millis(1)))))
+        .and_then(|()| {
+            stream.set_write_timeout(Some(nanos(config.write_timeout_ns).max(Duration::from_millis(1))))
+        })
         .map_err(|e| setup(e.to_string()))?;
     let writer = stream.try_clone().map_err(|e| setup(e.to_string()))?;
     let conn = Arc::new(Conn {
         addr: addr.to_string(),
-        writer: Mutex::new(writer),
+        wire: Wire::new(writer),
         in_flight: AtomicI64::new(0),
         rdy: AtomicU64::new(0),
         closed: AtomicBool::new(false),
         cls_sent: AtomicBool::new(false),
     });
-    let mut reader = FrameReader {
-        buf: Vec::new(),
-        last_rx: Instant::now(),
-    };
-    let result = handshake(shared, &conn, &mut stream, &mut reader).map_err(setup);
+    let mut reader = FrameReader::new(stream);
+    let result = handshake(shared, &conn, &mut reader).map_err(setup);
     let result = result.and_then(|()| {
         lock(&shared.conns).insert(addr.to_string(), Arc::clone(&conn));
         // A stop that came during the handshake did not see this connection.
@@ -474,7 +418,7 @@ fn session(shared: &Arc<Shared>, addr: &str) -> Result<(), SessionError> {
             conn.cls();
         }
         shared.rebalance_rdy();
-        let r = read_loop(shared, &conn, &mut stream, &mut reader).map_err(SessionError::Lost);
+        let r = read_loop(shared, &conn, &mut reader).map_err(SessionError::Lost);
         {
             let mut conns = lock(&shared.conns);
             if conns.get(addr).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
@@ -488,27 +432,29 @@ fn session(shared: &Arc<Shared>, addr: &str) -> Result<(), SessionError> {
     result
 }
 
-fn handshake(
-    shared: &Shared,
-    conn: &Conn,
-    stream: &mut TcpStream,
-    reader: &mut FrameReader,
-) -> Result<(), String> {
+/// What nsqd's IDENTIFY reply turned on.
+#[derive(Default)]
+struct Granted {
+    tls_v1: bool,
+    deflate: bool,
+    snappy: bool,
+    auth_required: bool,
+}
+
+fn handshake(shared: &Shared, conn: &Conn, reader: &mut FrameReader) -> Result<(), String> {
     let config = &shared.config;
-    let identify = identify_body(config);
+    let (tag, addr) = (shared.tag(), &conn.addr);
     let mut hello = MAGIC_V2.to_vec();
-    Command::Identify(&identify).encode(&mut hello);
-    {
-        let mut w = lock(&conn.writer);
-        w.write_all(&hello).map_err(|e| e.to_string())?;
-    }
-    let timeout = config.read_timeout.max(Duration::from_secs(1));
-    let reply = match reader.expect(stream, timeout)? {
+    Command::Identify(&config.identify_body()).encode(&mut hello);
+    conn.wire.send(&hello).map_err(|e| e.to_string())?;
+    let timeout = nanos(config.read_timeout_ns).max(Duration::from_secs(1));
+    let reply = match reader.expect(&conn.wire, timeout)? {
         Frame::Response(data) => data,
         Frame::Error(e) => return Err(format!("IDENTIFY failed: {}", String::from_utf8_lossy(&e))),
         Frame::Message(_) => return Err("message before IDENTIFY reply".into()),
     };
-    let mut auth_required = false;
+    let mut granted = Granted::default();
+    // A reply that is not JSON ("OK") is an nsqd without feature negotiation: nothing granted.
     if reply.first() == Some(&b'{') {
         let v: serde_json::Value =
             serde_json::from_slice(&reply).map_err(|e| format!("bad IDENTIFY reply: {e}"))?;
@@ -517,15 +463,50 @@ fn handshake(
                 shared.max_rdy.fetch_min(max, Ordering::AcqRel);
             }
         }
-        auth_required = v.get("auth_required").and_then(serde_json::Value::as_bool) == Some(true);
+        let flag = |k: &str| v.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+        granted = Granted {
+            tls_v1: flag("tls_v1"),
+            deflate: flag("deflate"),
+            snappy: flag("snappy"),
+            auth_required: flag("auth_required"),
+        };
     }
-    if auth_required {
+    if granted.tls_v1 {
+        shared.log.info(&format!("{tag} ({addr}) upgrading to TLS"));
+        let tls = config
+            .tls
+            .clone()
+            .ok_or("nsqd turned on TLS, but there is no TLS client configuration")?;
+        let server = crate::tls::server_name(addr)?;
+        reader.upgrade(&conn.wire, |t| t.start_tls_client(tls, server))?;
+        // The ClientHello; the reader sends the rest of the handshake as it goes.
+        conn.wire.send(&[]).map_err(|e| e.to_string())?;
+        expect_upgrade_ok(reader, conn, timeout, "TLS")?;
+    }
+    if granted.deflate {
+        shared.log.info(&format!("{tag} ({addr}) upgrading to Deflate"));
+        let level = u32::try_from(config.deflate_level).unwrap_or(6);
+        reader.upgrade(&conn.wire, |t| {
+            t.start_deflate(level);
+            Ok(())
+        })?;
+        expect_upgrade_ok(reader, conn, timeout, "Deflate")?;
+    }
+    if granted.snappy {
+        shared.log.info(&format!("{tag} ({addr}) upgrading to Snappy"));
+        reader.upgrade(&conn.wire, |t| {
+            t.start_snappy();
+            Ok(())
+        })?;
+        expect_upgrade_ok(reader, conn, timeout, "Snappy")?;
+    }
+    if granted.auth_required {
         if config.auth_secret.is_empty() {
             return Err("auth required but no auth_secret (--consumer-opt=auth_secret,<s>)".into());
         }
         conn.send(&[Command::Auth(config.auth_secret.as_bytes())])
             .map_err(|e| e.to_string())?;
-        match reader.expect(stream, timeout)? {
+        match reader.expect(&conn.wire, timeout)? {
             Frame::Response(_) => {}
             Frame::Error(e) => return Err(format!("AUTH failed: {}", String::from_utf8_lossy(&e))),
             Frame::Message(_) => return Err("message before AUTH reply".into()),
@@ -537,7 +518,7 @@ fn handshake(
     }])
     .map_err(|e| e.to_string())?;
     loop {
-        match reader.expect(stream, timeout)? {
+        match reader.expect(&conn.wire, timeout)? {
             Frame::Response(d) if d == b"OK" => return Ok(()),
             Frame::Response(d) if d == HEARTBEAT => {
                 let _ = conn.send(&[Command::Nop]);
@@ -551,12 +532,20 @@ fn handshake(
     }
 }
 
-fn read_loop(
-    shared: &Shared,
-    conn: &Arc<Conn>,
-    stream: &mut TcpStream,
+/// The `OK` nsqd sends through a layer it just started (go-nsq's error text when it is not).
+fn expect_upgrade_ok(
     reader: &mut FrameReader,
+    conn: &Conn,
+    timeout: Duration,
+    layer: &str,
 ) -> Result<(), String> {
+    match reader.expect(&conn.wire, timeout)? {
+        Frame::Response(d) if d == b"OK" => Ok(()),
+        _ => Err(format!("invalid response from {layer} upgrade")),
+    }
+}
+
+fn read_loop(shared: &Shared, conn: &Arc<Conn>, reader: &mut FrameReader) -> Result<(), String> {
     let tag = shared.tag();
     let addr = &conn.addr;
     let mut close_wait = false;
@@ -576,11 +565,12 @@ fn read_loop(
         if conn.closed.load(Ordering::Acquire) {
             return Err("connection closed".into());
         }
-        let frame = match reader.next(stream)? {
+        let frame = match reader.next(&conn.wire)? {
             Some(f) => f,
             None => {
-                if reader.last_rx.elapsed() > shared.config.read_timeout {
-                    return Err(format!("read timeout after {:?}", shared.config.read_timeout));
+                let read_timeout = nanos(shared.config.read_timeout_ns);
+                if reader.last_rx.elapsed() > read_timeout {
+                    return Err(format!("read timeout after {read_timeout:?}"));
                 }
                 continue;
             }
@@ -651,7 +641,7 @@ fn lookupd_loop(shared: &Arc<Shared>, addrs: &[String], timeouts: HttpTimeouts, 
                 .error(&format!("{tag} error querying nsqlookupd ({addr}) - {e}")),
         }
         let wait = jittered(
-            shared.config.lookupd_poll_interval,
+            nanos(shared.config.lookupd_poll_interval_ns),
             shared.config.lookupd_poll_jitter,
         );
         match nudge.recv_timeout(wait) {

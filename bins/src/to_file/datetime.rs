@@ -82,9 +82,14 @@ impl LocalTime {
 
     /// Go's `log.Ldate|log.Ltime|log.Lmicroseconds`: `2006/01/02 15:04:05.000000`.
     pub fn log_stamp(&self) -> String {
+        format!("{}.{:06}", self.std_log_stamp(), self.micros)
+    }
+
+    /// Go's `log.LstdFlags` (the standard logger's): `2006/01/02 15:04:05`.
+    pub fn std_log_stamp(&self) -> String {
         format!(
-            "{:04}/{:02}/{:02} {:02}:{:02}:{:02}.{:06}",
-            self.year, self.month, self.day, self.hour, self.minute, self.second, self.micros
+            "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
         )
     }
 }

@@ -168,11 +168,11 @@ impl OutputFile {
         let filename = self.current_filename();
         if filename != self.filename {
             self.log
-                .debug(&format!("{} new filename {filename}, rotating...", self.tag));
+                .info(&format!("{} new filename {filename}, rotating...", self.tag));
             return true;
         }
         if !self.rotate_interval.is_zero() && self.open_time.elapsed() > self.rotate_interval {
-            self.log.debug(&format!(
+            self.log.info(&format!(
                 "{} {:?} since last open, rotating...",
                 self.tag,
                 self.open_time.elapsed()
@@ -180,7 +180,7 @@ impl OutputFile {
             return true;
         }
         if self.rotate_size_bytes > 0 && self.filesize > self.rotate_size_bytes {
-            self.log.debug(&format!(
+            self.log.info(&format!(
                 "{} {} currently {} bytes (> {}), rotating...",
                 self.tag,
                 open.path.display(),
@@ -253,7 +253,7 @@ impl OutputFile {
                 .map_err(|e| format!("unable to stat file {}: {e}", path.display()))?
                 .len();
             if self.rotate_size_bytes > 0 && size > self.rotate_size_bytes {
-                self.log.debug(&format!(
+                self.log.info(&format!(
                     "{} {} currently {size} bytes (> {}), rotating...",
                     self.tag,
                     path.display(),

@@ -59,3 +59,12 @@ impl Log {
         std::process::exit(1)
     }
 }
+
+/// Go's `log.Fatal` on the standard logger (`LstdFlags`: local date and time, no prefix, no
+/// level), which nsq_to_file's start-up checks use before its own logger exists: one line on
+/// stderr, exit 1.
+pub fn std_log_fatal(msg: &str) -> ! {
+    let line = format!("{} {msg}\n", LocalTime::now().std_log_stamp());
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    std::process::exit(1)
+}

@@ -15,7 +15,7 @@ use super::consumer::{Conn, Consumer, Event};
 use super::files::{compute_filename_format, OutputFile};
 use super::log::Log;
 use super::lookupd::HttpTimeouts;
-use super::options::{ToFileOptions, EVENT_QUEUE_SLACK};
+use super::options::{ToFileOptions, EVENT_QUEUE_MESSAGES_MAX, EVENT_QUEUE_SLACK};
 use super::protocol::MessageId;
 
 /// A running FileLogger.
@@ -26,11 +26,20 @@ pub struct FileLogger {
 
 impl FileLogger {
     /// Computes the topic's file names (failing as nsq_to_file does when `<REV>` is missing),
-    /// starts its consumer and its thread.
+    /// makes the checks go-nsq's `NewConsumer` makes, starts its consumer and its thread.
     pub fn start(opts: &Arc<ToFileOptions>, topic: &str, log: &Log) -> Result<FileLogger, String> {
         let format = compute_filename_format(opts, topic, &opts.hostname, std::process::id())?;
+        opts.consumer.validate()?;
+        if !squall_core::names::is_valid(topic.as_bytes()) {
+            return Err("invalid topic name".into());
+        }
+        if !squall_core::names::is_valid(opts.channel.as_bytes()) {
+            return Err("invalid channel name".into());
+        }
+        // Not negative: validated above.
+        let max_in_flight = usize::try_from(opts.consumer.max_in_flight).unwrap_or(0);
         let tag = format!("[{topic}/{}]", opts.channel);
-        let (tx, rx) = mpsc::sync_channel(opts.consumer.max_in_flight + EVENT_QUEUE_SLACK);
+        let (tx, rx) = mpsc::sync_channel(max_in_flight.min(EVENT_QUEUE_MESSAGES_MAX) + EVENT_QUEUE_SLACK);
         let consumer = Consumer::new(
             topic,
             &opts.channel,
@@ -44,7 +53,7 @@ impl FileLogger {
             log: log.clone(),
             sync_interval: opts.sync_interval,
             skip_empty_files: opts.skip_empty_files,
-            max_in_flight: opts.consumer.max_in_flight,
+            max_in_flight,
             consumer,
             nsqd: opts.nsqd_tcp_addresses.clone(),
             lookupd: opts.lookupd_http_addresses.clone(),
@@ -53,7 +62,7 @@ impl FileLogger {
                 request: opts.http_request_timeout,
             },
             output,
-            pending: Vec::with_capacity(opts.consumer.max_in_flight),
+            pending: Vec::with_capacity(max_in_flight.min(EVENT_QUEUE_MESSAGES_MAX)),
         };
         let thread = thread::Builder::new()
             .name(format!("to-file-{topic}"))
@@ -81,7 +90,8 @@ impl FileLogger {
 struct Router {
     tag: String,
     log: Log,
-    sync_interval: Duration,
+    /// `None`: not positive.
+    sync_interval: Option<Duration>,
     skip_empty_files: bool,
     max_in_flight: usize,
     consumer: Consumer,
@@ -95,11 +105,21 @@ struct Router {
 
 impl Router {
     fn run(mut self, rx: Receiver<Event>) {
+        let Some(sync_interval) = self.sync_interval else {
+            // nsq_to_file's router starts with `time.NewTicker(--sync-interval)`, which panics
+            // on a duration that is not positive: the process ends there, exit status 2, with
+            // nothing FIN'd.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr().lock(),
+                b"panic: non-positive interval for NewTicker\n",
+            );
+            std::process::exit(2);
+        };
         self.consumer.connect_to_nsqds(&self.nsqd);
         if !self.lookupd.is_empty() {
             self.consumer.connect_to_lookupds(&self.lookupd, self.timeouts);
         }
-        let mut next_tick = Some(Instant::now() + self.sync_interval);
+        let mut next_tick = Some(Instant::now() + sync_interval);
         let mut terminating = false;
         loop {
             let event = match rx.try_recv() {
@@ -127,7 +147,7 @@ impl Router {
             let mut exit = false;
             match event {
                 None => {
-                    next_tick = Some(Instant::now() + self.sync_interval);
+                    next_tick = Some(Instant::now() + sync_interval);
                     if self.output.needs_rotation() {
                         if self.skip_empty_files {
                             close_file = true;
@@ -194,7 +214,7 @@ impl Router {
         if self.pending.is_empty() {
             return;
         }
-        self.log.debug(&format!(
+        self.log.info(&format!(
             "{} syncing {} records to disk",
             self.tag,
             self.pending.len()

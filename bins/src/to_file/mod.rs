@@ -16,10 +16,13 @@
 //!   files, exit 0.
 //!
 //! # Layout
-//! - `options`: the flags (Go syntax), nsq_to_file's defaults and checks, `--consumer-opt`,
-//!   the tool's limits.
+//! - `options`: the flags (Go syntax), nsq_to_file's defaults and checks, the tool's limits.
+//! - `consumer_config`: go-nsq's consumer `Config`: defaults, `--consumer-opt`, validation,
+//!   IDENTIFY.
 //! - `protocol`: NSQ V2 frames in, commands out (one decoder, one encoder).
 //! - `consumer`: connections to nsqd (IDENTIFY, SUB, RDY, heartbeats, FIN, CLS, reconnects).
+//! - `wire`: a connection's byte stream through the layers IDENTIFY negotiated (TLS, snappy,
+//!   deflate), shared by the connection's reader and the logger's FINs.
 //! - `lookupd`: `/lookup` and `/topics` over a minimal HTTP/1.1 client.
 //! - `logger`: one topic's event loop (write, rotate, sync, FIN).
 //! - `files`: file names, revisions, rotation, gzip members, fsync, work-dir → output-dir moves.
@@ -27,6 +30,7 @@
 //! - `log`: nsq_to_file-style log lines.
 
 mod consumer;
+mod consumer_config;
 mod datetime;
 mod files;
 mod log;
@@ -34,6 +38,7 @@ mod logger;
 pub mod lookupd;
 pub mod options;
 mod protocol;
+mod wire;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -41,10 +46,11 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use self::log::std_log_fatal;
 use self::log::Log;
 use self::logger::FileLogger;
 use self::lookupd::HttpTimeouts;
-pub use self::options::{parse_args, ToFileOptions, VERSION_LINE};
+pub use self::options::{parse_args, ArgsError, ToFileOptions, VERSION_LINE};
 
 /// Runs until SIGTERM/SIGINT; the exit status (fatal errors exit(1) on their own).
 pub fn run(opts: ToFileOptions) -> i32 {
@@ -61,6 +67,9 @@ pub fn run(opts: ToFileOptions) -> i32 {
         check_dir(&log, "--work-dir", &opts.work_dir);
     }
     log.info(VERSION_LINE);
+    for warning in &opts.consumer_warnings {
+        log.warn(warning);
+    }
 
     let (signal_tx, signal_rx) = mpsc::sync_channel::<i32>(8);
     let spawned = std::thread::Builder::new()
@@ -84,20 +93,21 @@ pub fn run(opts: ToFileOptions) -> i32 {
     if !polling {
         start_loggers(&opts, &log, &opts.topics, &mut loggers);
     }
-    let mut next_refresh = Instant::now() + opts.topic_refresh;
+    // Only without --topic; never with a --topic-refresh that is not positive.
+    let refresh = opts.topic_refresh.filter(|_| polling);
+    let mut next_refresh = refresh.map(|r| Instant::now() + r);
     loop {
-        let signal = if polling {
-            match signal_rx.recv_timeout(next_refresh.saturating_duration_since(Instant::now())) {
+        let signal = match next_refresh {
+            Some(at) => match signal_rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(sig) => Some(sig),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => Some(libc::SIGTERM),
-            }
-        } else {
-            Some(signal_rx.recv().unwrap_or(libc::SIGTERM))
+            },
+            None => Some(signal_rx.recv().unwrap_or(libc::SIGTERM)),
         };
         match signal {
             None => {
-                next_refresh = Instant::now() + opts.topic_refresh;
+                next_refresh = refresh.map(|r| Instant::now() + r);
                 let timeouts = HttpTimeouts {
                     connect: opts.http_connect_timeout,
                     request: opts.http_request_timeout,
@@ -137,13 +147,10 @@ fn start_loggers(
             continue;
         }
         if let Some(pattern) = &opts.topic_pattern {
-            if !pattern.is_match(topic) {
-                let msg = format!("skipping topic {topic} (doesn't match pattern {pattern})");
-                if opts.topics.is_empty() {
-                    log.debug(&msg);
-                } else {
-                    log.warn(&msg);
-                }
+            if !pattern.allows(topic) {
+                log.warn(&format!(
+                    "skipping topic {topic} (doesn't match pattern {pattern})"
+                ));
                 continue;
             }
         }

@@ -1,16 +1,17 @@
 //! nsq_to_file's command line (spec C.1): every flag with nsq_to_file's name and default, Go
-//! `flag` syntax (shared with squalld through `config::goflag`), nsq_to_file's startup checks in
-//! its order, and the go-nsq `--consumer-opt` keys this consumer honours. Every limit of the tool
-//! is declared here too.
+//! `flag` syntax (shared with squalld through `config::goflag`), and nsq_to_file's startup checks
+//! in its order, with its messages and exit status. `--consumer-opt` is `consumer_config`'s. Every
+//! limit of the tool is declared here too.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::time::Duration;
 
-use clap::error::ErrorKind;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 use regex::Regex;
 
-use crate::config::go_values::{parse_go_bool, parse_go_duration_ns, parse_go_f64, parse_go_i64};
+use super::consumer_config::ConsumerConfig;
+use crate::config::go_values::{parse_go_bool, parse_go_duration_ns, parse_go_i64};
 use crate::config::goflag::normalize_go_args;
 
 /// What `squall-to-file --version` prints.
@@ -24,8 +25,10 @@ pub const USER_AGENT: &str = concat!("nsq_to_file/1.3.0 squall-to-file/", env!("
 
 // ---- Limits (one place, unit last, with the reason) ----
 
-/// nsqd's default `--max-rdy-count`; the IDENTIFY reply may lower it further.
-pub const MAX_IN_FLIGHT_MAX: i64 = 2500;
+/// A topic logger's event queue holds `--max-in-flight` messages, but no more than this (nsqd's
+/// default `--max-rdy-count`): a huge `--max-in-flight` does not allocate a huge queue up front;
+/// past it the connection readers wait for the logger.
+pub const EVENT_QUEUE_MESSAGES_MAX: usize = 2500;
 /// Records are buffered in memory and written in one syscall once this much is pending.
 pub const WRITE_BUFFER_BYTES_MAX: usize = 64 * 1024;
 /// go-nsq gives a stopping consumer 30 s to see its in-flight messages answered, then closes.
@@ -38,9 +41,14 @@ pub const HTTP_RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// First reconnect delay to an nsqd given with --nsqd-tcp-address; it doubles on every failure
 /// up to `lookupd_poll_interval` (go-nsq's fixed retry period).
 pub const RECONNECT_DELAY_MIN_MS: u64 = 250;
-/// Events queued from the connection threads to a topic's logger thread, beyond max-in-flight:
+/// Events queued from the connection threads to a topic's logger thread beyond its messages:
 /// a full queue blocks the connection's reader (the socket backs up; RDY already bounds it).
 pub const EVENT_QUEUE_SLACK: usize = 64;
+/// One read from an nsqd socket.
+pub const SOCKET_READ_BYTES: usize = 64 * 1024;
+/// Plaintext the connection layers (TLS, snappy, deflate) hand out per step; the rest waits in
+/// them or in the raw input, so an inflating stream cannot grow the read buffer without bound.
+pub const DECODE_STEP_BYTES: usize = 256 * 1024;
 /// Consecutive revisions tried for one file name before giving up (nsq_to_file loops forever).
 pub const REVISIONS_MAX: u32 = 1_000_000;
 
@@ -130,10 +138,10 @@ struct Cli {
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_go_duration_ns)]
     http_client_request_timeout: i64,
     /// nsqd TCP address (may be given multiple times)
-    #[arg(long, action = ArgAction::Append, value_delimiter = ',', value_name = "ADDR")]
+    #[arg(long, action = ArgAction::Append, value_name = "ADDR")]
     nsqd_tcp_address: Vec<String>,
     /// lookupd HTTP address (may be given multiple times)
-    #[arg(long, action = ArgAction::Append, value_delimiter = ',', value_name = "ADDR")]
+    #[arg(long, action = ArgAction::Append, value_name = "ADDR")]
     lookupd_http_address: Vec<String>,
     /// nsq topic (may be given multiple times)
     #[arg(long, action = ArgAction::Append, value_name = "TOPIC")]
@@ -179,112 +187,31 @@ impl LogLevel {
     }
 }
 
-/// The go-nsq consumer settings this consumer uses (`--consumer-opt`, spec C), go-nsq defaults.
+/// `--topic-pattern`: a Go regexp matched unanchored. One that does not compile matches nothing
+/// (nsq_to_file's `isTopicAllowed` treats the compile error as "not allowed"), so every topic is
+/// skipped with a warning instead of stopping the tool.
 #[derive(Clone, Debug)]
-pub struct ConsumerConfig {
-    pub max_in_flight: usize,
-    /// 0: never give up. Beyond it a message is FIN'd unwritten, as go-nsq does.
-    pub max_attempts: u16,
-    pub lookupd_poll_interval: Duration,
-    pub lookupd_poll_jitter: f64,
-    pub heartbeat_interval_ms: i64,
-    pub read_timeout: Duration,
-    pub write_timeout: Duration,
-    pub dial_timeout: Duration,
-    pub output_buffer_size: i64,
-    pub output_buffer_timeout_ms: i64,
-    pub msg_timeout_ms: i64,
-    pub sample_rate: i32,
-    pub auth_secret: String,
-    pub client_id: String,
-    pub hostname: String,
-    pub user_agent: String,
+pub struct TopicPattern {
+    source: String,
+    regex: Option<Regex>,
 }
 
-impl ConsumerConfig {
-    fn new(short_host: &str, hostname: &str) -> ConsumerConfig {
-        ConsumerConfig {
-            max_in_flight: 1,
-            max_attempts: 5,
-            lookupd_poll_interval: Duration::from_secs(60),
-            lookupd_poll_jitter: 0.3,
-            heartbeat_interval_ms: 30_000,
-            read_timeout: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(1),
-            dial_timeout: Duration::from_secs(1),
-            output_buffer_size: 16_384,
-            output_buffer_timeout_ms: 250,
-            msg_timeout_ms: 0,
-            sample_rate: 0,
-            auth_secret: String::new(),
-            client_id: short_host.to_string(),
-            hostname: hostname.to_string(),
-            user_agent: USER_AGENT.to_string(),
+impl TopicPattern {
+    pub fn new(source: &str) -> TopicPattern {
+        TopicPattern {
+            source: source.to_string(),
+            regex: Regex::new(source).ok(),
         }
     }
 
-    /// One `--consumer-opt=<key>[,<value>]`; a bare key means `true`.
-    fn set(&mut self, opt: &str) -> Result<(), String> {
-        let (key, value) = opt.split_once(',').unwrap_or((opt, "true"));
-        let dur = |v: &str| -> Result<Duration, String> {
-            let ns = parse_go_duration_ns(v)?;
-            u64::try_from(ns)
-                .map(Duration::from_nanos)
-                .map_err(|_| format!("{key} must not be negative"))
-        };
-        let ms = |v: &str| -> Result<i64, String> { Ok(parse_go_duration_ns(v)? / 1_000_000) };
-        let int = |v: &str| parse_go_i64(v);
-        match key {
-            "max_in_flight" => {} // --max-in-flight overrides it, as in nsq_to_file
-            "max_attempts" => {
-                self.max_attempts =
-                    u16::try_from(int(value)?).map_err(|_| "max_attempts must be [0,65535]")?
-            }
-            "lookupd_poll_interval" => self.lookupd_poll_interval = dur(value)?,
-            "lookupd_poll_jitter" => {
-                let j = parse_go_f64(value)?;
-                if !(0.0..=1.0).contains(&j) {
-                    return Err("lookupd_poll_jitter must be [0,1]".into());
-                }
-                self.lookupd_poll_jitter = j;
-            }
-            "heartbeat_interval" => self.heartbeat_interval_ms = ms(value)?,
-            "read_timeout" => self.read_timeout = dur(value)?,
-            "write_timeout" => self.write_timeout = dur(value)?,
-            "dial_timeout" => self.dial_timeout = dur(value)?,
-            "output_buffer_size" => self.output_buffer_size = int(value)?,
-            "output_buffer_timeout" => self.output_buffer_timeout_ms = ms(value)?,
-            "msg_timeout" => self.msg_timeout_ms = ms(value)?,
-            "sample_rate" => {
-                self.sample_rate = i32::try_from(int(value)?)
-                    .ok()
-                    .filter(|r| (0..=99).contains(r))
-                    .ok_or("sample_rate must be [0,99]")?
-            }
-            "auth_secret" => self.auth_secret = value.to_string(),
-            "client_id" => self.client_id = value.to_string(),
-            "hostname" => self.hostname = value.to_string(),
-            "user_agent" => self.user_agent = value.to_string(),
-            // Only meaningful for failed handlers and REQ, which nsq_to_file never does.
-            "default_requeue_delay"
-            | "max_requeue_delay"
-            | "max_backoff_duration"
-            | "backoff_multiplier"
-            | "low_rdy_idle_timeout"
-            | "rdy_redistribute_interval" => {
-                dur(value)?;
-            }
-            "deflate_level" => {
-                int(value)?;
-            }
-            "tls_v1" | "snappy" | "deflate" => {
-                if parse_go_bool(value)? {
-                    return Err(format!("{key} is not supported by squall-to-file yet"));
-                }
-            }
-            _ => return Err(format!("invalid option {key}")),
-        }
-        Ok(())
+    pub fn allows(&self, topic: &str) -> bool {
+        self.regex.as_ref().is_some_and(|r| r.is_match(topic))
+    }
+}
+
+impl fmt::Display for TopicPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
     }
 }
 
@@ -304,68 +231,82 @@ pub struct ToFileOptions {
     pub gzip_level: u32,
     pub gzip: bool,
     pub skip_empty_files: bool,
-    pub topic_refresh: Duration,
-    pub topic_pattern: Option<Regex>,
-    /// 0: off.
+    /// `None` (not positive): the topic list is never refreshed, as Go's `time.Tick` of it never
+    /// fires.
+    pub topic_refresh: Option<Duration>,
+    /// Empty `--topic-pattern`: every topic.
+    pub topic_pattern: Option<TopicPattern>,
+    /// 0: off (so is a negative `--rotate-size`).
     pub rotate_size_bytes: u64,
-    /// Zero: off.
+    /// Zero: off (so is a negative `--rotate-interval`).
     pub rotate_interval: Duration,
-    pub sync_interval: Duration,
+    /// `None` (not positive): a topic's logger stops the process when it starts, as
+    /// nsq_to_file's `time.NewTicker` panics there.
+    pub sync_interval: Option<Duration>,
     pub http_connect_timeout: Duration,
     pub http_request_timeout: Duration,
     pub nsqd_tcp_addresses: Vec<String>,
     pub lookupd_http_addresses: Vec<String>,
     pub topics: Vec<String>,
     pub consumer: ConsumerConfig,
+    /// What `--consumer-opt` could not set, or sets to no effect: logged at start.
+    pub consumer_warnings: Vec<String>,
     /// The OS hostname (for `<HOST>` and IDENTIFY).
     pub hostname: String,
 }
 
+/// Why `squall-to-file` does not start.
+#[derive(Debug)]
+pub enum ArgsError {
+    /// Go's `flag` package refused the command line, or `--help`: clap prints it and exits 2 (0
+    /// for help), as the `flag.ExitOnError` flag set does.
+    Usage(clap::Error),
+    /// One of nsq_to_file's own start-up checks: it `log.Fatal`s this message (exit 1).
+    Fatal(String),
+}
+
+impl fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgsError::Usage(e) => write!(f, "{e}"),
+            ArgsError::Fatal(msg) => f.write_str(msg),
+        }
+    }
+}
+
 /// Parses `squall-to-file`'s arguments (the first one is the program name) with Go `flag` syntax
 /// and applies nsq_to_file's startup checks in its order (spec C.1).
-///
-/// `--help` comes back as an error of kind `DisplayHelp`: `err.exit()` prints it and exits 0.
-pub fn parse_args<I, T>(args: I, hostname: &str) -> Result<ToFileOptions, clap::Error>
+pub fn parse_args<I, T>(args: I, hostname: &str) -> Result<ToFileOptions, ArgsError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
     let mut cmd = Cli::command();
     let argv: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let argv = normalize_go_args(&cmd, argv)?;
-    let matches = cmd.try_get_matches_from_mut(argv)?;
-    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
-    cli.into_options(hostname)
-        .map_err(|msg| cmd.error(ErrorKind::ValueValidation, msg))
+    let argv = normalize_go_args(&cmd, argv).map_err(ArgsError::Usage)?;
+    let matches = cmd.try_get_matches_from_mut(argv).map_err(ArgsError::Usage)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| ArgsError::Usage(e.format(&mut cmd)))?;
+    cli.into_options(hostname).map_err(ArgsError::Fatal)
 }
 
-fn positive(ns: i64) -> Duration {
-    Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+fn positive(ns: i64) -> Option<Duration> {
+    u64::try_from(ns)
+        .ok()
+        .filter(|&n| n > 0)
+        .map(Duration::from_nanos)
 }
 
 impl Cli {
+    /// nsq_to_file's `main`, check by check, with its `log.Fatal` texts.
     fn into_options(self, hostname: &str) -> Result<ToFileOptions, String> {
-        let log_level = match LogLevel::parse(&self.log_level) {
-            Some(l) => l,
-            None if self.version => LogLevel::Info,
-            None => return Err("--log-level is invalid".into()),
-        };
-        let nsqd: Vec<String> = self
-            .nsqd_tcp_address
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect();
-        let lookupd: Vec<String> = self
-            .lookupd_http_address
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect();
-        let short_host = hostname.split('.').next().unwrap_or(hostname);
-        let mut consumer = ConsumerConfig::new(short_host, hostname);
+        if !self.extra_args.is_empty() {
+            // Go's `%s` of a []string.
+            return Err(format!("unknown arguments: [{}]", self.extra_args.join(" ")));
+        }
+        let log_level = LogLevel::parse(&self.log_level).ok_or("--log-level is invalid")?;
+        let nsqd = self.nsqd_tcp_address;
+        let lookupd = self.lookupd_http_address;
         if !self.version {
-            if !self.extra_args.is_empty() {
-                return Err(format!("unknown arguments: {}", self.extra_args.join(" ")));
-            }
             if self.channel.is_empty() {
                 return Err("--channel is required".into());
             }
@@ -376,7 +317,7 @@ impl Cli {
                 return Err("--http-client-request-timeout should be positive".into());
             }
             if nsqd.is_empty() && lookupd.is_empty() {
-                return Err("--nsqd-tcp-address or --lookupd-http-address required".into());
+                return Err("--nsqd-tcp-address or --lookupd-http-address required.".into());
             }
             if !nsqd.is_empty() && !lookupd.is_empty() {
                 return Err("use --nsqd-tcp-address or --lookupd-http-address not both".into());
@@ -393,30 +334,11 @@ impl Cli {
             if self.topic.is_empty() && lookupd.is_empty() {
                 return Err("--lookupd-http-address must be specified when no --topic specified".into());
             }
-            if !(1..=MAX_IN_FLIGHT_MAX).contains(&self.max_in_flight) {
-                return Err(format!("--max-in-flight must be [1,{MAX_IN_FLIGHT_MAX}]"));
-            }
-            if self.sync_interval <= 0 {
-                return Err("--sync-interval should be positive".into());
-            }
-            if self.rotate_size < 0 || self.rotate_interval < 0 {
-                return Err("--rotate-size and --rotate-interval must not be negative".into());
-            }
-            if !lookupd.is_empty() && self.topic.is_empty() && self.topic_refresh <= 0 {
-                return Err("--topic-refresh should be positive".into());
-            }
-            for opt in &self.consumer_opt {
-                consumer
-                    .set(opt)
-                    .map_err(|e| format!("failed to set consumer config: {e}"))?;
-            }
         }
-        let topic_pattern = if self.topic_pattern.is_empty() {
-            None
-        } else {
-            Some(Regex::new(&self.topic_pattern).map_err(|e| format!("--topic-pattern: {e}"))?)
-        };
-        consumer.max_in_flight = usize::try_from(self.max_in_flight).unwrap_or(1);
+        let short_host = hostname.split('.').next().unwrap_or(hostname);
+        let (consumer, consumer_warnings) =
+            ConsumerConfig::from_opts(&self.consumer_opt, self.max_in_flight, short_host, hostname);
+        let topic_pattern = (!self.topic_pattern.is_empty()).then(|| TopicPattern::new(&self.topic_pattern));
         let work_dir = if self.work_dir.is_empty() {
             self.output_dir.clone()
         } else {
@@ -438,14 +360,15 @@ impl Cli {
             topic_refresh: positive(self.topic_refresh),
             topic_pattern,
             rotate_size_bytes: u64::try_from(self.rotate_size).unwrap_or(0),
-            rotate_interval: positive(self.rotate_interval),
+            rotate_interval: positive(self.rotate_interval).unwrap_or(Duration::ZERO),
             sync_interval: positive(self.sync_interval),
-            http_connect_timeout: positive(self.http_client_connect_timeout),
-            http_request_timeout: positive(self.http_client_request_timeout),
+            http_connect_timeout: positive(self.http_client_connect_timeout).unwrap_or(Duration::ZERO),
+            http_request_timeout: positive(self.http_client_request_timeout).unwrap_or(Duration::ZERO),
             nsqd_tcp_addresses: nsqd,
             lookupd_http_addresses: lookupd,
-            topics: self.topic.into_iter().filter(|s| !s.is_empty()).collect(),
+            topics: self.topic,
             consumer,
+            consumer_warnings,
             hostname: hostname.to_string(),
         })
     }
@@ -457,7 +380,7 @@ mod tests {
 
     const HOST: &str = "box1.example.com";
 
-    fn parse(args: &[&str]) -> Result<ToFileOptions, clap::Error> {
+    fn parse(args: &[&str]) -> Result<ToFileOptions, ArgsError> {
         let mut argv = vec!["squall-to-file"];
         argv.extend_from_slice(args);
         parse_args(argv, HOST)
@@ -467,10 +390,12 @@ mod tests {
         parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
-    fn err(args: &[&str]) -> String {
+    /// The `log.Fatal` message of a start-up check.
+    fn fatal(args: &[&str]) -> String {
         match parse(args) {
             Ok(o) => panic!("{args:?} should fail, got {o:?}"),
-            Err(e) => e.to_string(),
+            Err(ArgsError::Fatal(msg)) => msg,
+            Err(ArgsError::Usage(e)) => panic!("{args:?}: a usage error, not a start-up check: {e}"),
         }
     }
 
@@ -489,23 +414,17 @@ mod tests {
         assert_eq!(o.host_identifier, "");
         assert_eq!(o.gzip_level, 6);
         assert!(!o.gzip && !o.skip_empty_files);
-        assert_eq!(o.topic_refresh, Duration::from_secs(60));
+        assert_eq!(o.topic_refresh, Some(Duration::from_secs(60)));
         assert!(o.topic_pattern.is_none());
         assert_eq!(o.rotate_size_bytes, 0);
         assert!(o.rotate_interval.is_zero());
-        assert_eq!(o.sync_interval, Duration::from_secs(30));
+        assert_eq!(o.sync_interval, Some(Duration::from_secs(30)));
         assert_eq!(o.http_connect_timeout, Duration::from_secs(2));
         assert_eq!(o.http_request_timeout, Duration::from_secs(5));
         assert_eq!(o.nsqd_tcp_addresses, ["127.0.0.1:4150"]);
         assert_eq!(o.topics, ["t"]);
-        let c = &o.consumer;
-        assert_eq!(c.max_attempts, 5);
-        assert_eq!(c.lookupd_poll_interval, Duration::from_secs(60));
-        assert_eq!(c.heartbeat_interval_ms, 30_000);
-        assert_eq!(c.read_timeout, Duration::from_secs(60));
-        assert_eq!(c.write_timeout, Duration::from_secs(1));
-        assert_eq!(c.dial_timeout, Duration::from_secs(1));
-        assert_eq!((c.client_id.as_str(), c.hostname.as_str()), ("box1", HOST));
+        assert_eq!(o.consumer.client_id, "box1");
+        assert!(o.consumer_warnings.is_empty());
     }
 
     #[test]
@@ -513,7 +432,7 @@ mod tests {
         let o = ok(&[
             "-nsqd-tcp-address",
             "a:1",
-            "--nsqd-tcp-address=b:2,c:3",
+            "--nsqd-tcp-address=b:2",
             "-topic=x",
             "--topic",
             "y",
@@ -531,67 +450,124 @@ mod tests {
             "--log-level=WARN",
             "-skip-empty-files=true",
         ]);
-        assert_eq!(o.nsqd_tcp_addresses, ["a:1", "b:2", "c:3"]);
+        assert_eq!(o.nsqd_tcp_addresses, ["a:1", "b:2"]);
         assert_eq!(o.topics, ["x", "y"]);
         assert!(o.gzip && o.skip_empty_files);
         assert_eq!(o.gzip_level, 1);
         assert_eq!(o.rotate_size_bytes, 1024);
         assert_eq!(o.rotate_interval, Duration::from_secs(5400));
-        assert_eq!(o.sync_interval, Duration::from_millis(250));
+        assert_eq!(o.sync_interval, Some(Duration::from_millis(250)));
         assert_eq!((o.work_dir.as_str(), o.output_dir.as_str()), ("/w", "/o"));
         assert!(o
             .topic_pattern
             .as_ref()
-            .is_some_and(|p| p.is_match("xyz") && !p.is_match("yx")));
+            .is_some_and(|p| p.allows("xyz") && !p.allows("yx")));
         assert_eq!(o.log_level, LogLevel::Warn);
     }
 
     #[test]
-    fn startup_checks_in_nsq_to_files_order() {
-        assert!(err(&["--topic=t", "extra"]).contains("unknown arguments: extra"));
-        assert!(err(&["--channel=", "--topic=t"]).contains("--channel is required"));
-        assert!(err(&["--http-client-connect-timeout=0", "--topic=t"]).contains("should be positive"));
-        assert!(err(&["--topic=t"]).contains("--nsqd-tcp-address or --lookupd-http-address required"));
-        assert!(err(&[
-            "--topic=t",
-            "--nsqd-tcp-address=a:1",
-            "--lookupd-http-address=b:2"
-        ])
-        .contains("not both"));
-        assert!(err(&[MIN[0], MIN[1], "--gzip-level=0"]).contains("invalid --gzip-level value (0)"));
-        assert!(err(&[MIN[0]]).contains("--topic or --topic-pattern required"));
-        assert!(err(&[MIN[0], "--topic-pattern=."])
-            .contains("--lookupd-http-address must be specified when no --topic specified"));
-        assert!(err(&[MIN[0], MIN[1], "--log-level=loud"]).contains("--log-level is invalid"));
-        assert!(err(&[MIN[0], MIN[1], "--topic-pattern=("]).contains("--topic-pattern"));
-        assert!(err(&[MIN[0], MIN[1], "--max-in-flight=0"]).contains("--max-in-flight must be"));
-        let o = ok(&["--lookupd-http-address=h:4161", "--topic-pattern=^a"]);
-        assert!(o.topics.is_empty());
-        assert!(ok(&["--version", "--gzip-level=99"]).print_version);
+    fn addresses_are_not_split_on_commas() {
+        // Go's StringArray appends each value whole; the comma then fails the dial.
+        let o = ok(&["--nsqd-tcp-address=a:1,b:2", "--topic=t"]);
+        assert_eq!(o.nsqd_tcp_addresses, ["a:1,b:2"]);
+        let o = ok(&["--lookupd-http-address=h:1,h:2", "--topic=t"]);
+        assert_eq!(o.lookupd_http_addresses, ["h:1,h:2"]);
     }
 
     #[test]
-    fn consumer_opts_are_go_nsq_keys() {
+    fn startup_checks_in_nsq_to_files_order_with_its_messages() {
+        assert_eq!(
+            fatal(&["--topic=t", "extra", "x"]),
+            "unknown arguments: [extra x]"
+        );
+        assert_eq!(fatal(&["--version", "extra"]), "unknown arguments: [extra]");
+        assert_eq!(
+            fatal(&["--version", "--log-level=loud"]),
+            "--log-level is invalid"
+        );
+        assert_eq!(
+            fatal(&[MIN[0], MIN[1], "--log-level=loud"]),
+            "--log-level is invalid"
+        );
+        assert_eq!(fatal(&["--channel=", "--topic=t"]), "--channel is required");
+        assert_eq!(
+            fatal(&["--http-client-connect-timeout=0", "--topic=t"]),
+            "--http-client-connect-timeout should be positive"
+        );
+        assert_eq!(
+            fatal(&["--http-client-request-timeout=-1s", "--topic=t"]),
+            "--http-client-request-timeout should be positive"
+        );
+        assert_eq!(
+            fatal(&["--topic=t"]),
+            "--nsqd-tcp-address or --lookupd-http-address required."
+        );
+        assert_eq!(
+            fatal(&[
+                "--topic=t",
+                "--nsqd-tcp-address=a:1",
+                "--lookupd-http-address=b:2"
+            ]),
+            "use --nsqd-tcp-address or --lookupd-http-address not both"
+        );
+        assert_eq!(
+            fatal(&[MIN[0], MIN[1], "--gzip-level=0"]),
+            "invalid --gzip-level value (0), should be 1-9"
+        );
+        assert_eq!(fatal(&[MIN[0]]), "--topic or --topic-pattern required");
+        assert_eq!(
+            fatal(&[MIN[0], "--topic-pattern=."]),
+            "--lookupd-http-address must be specified when no --topic specified"
+        );
+        let o = ok(&["--lookupd-http-address=h:4161", "--topic-pattern=^a"]);
+        assert!(o.topics.is_empty());
+        assert!(ok(&["--version", "--gzip-level=99"]).print_version);
+        // Go's flag package refuses a bad value itself: a usage error (exit 2), not a check.
+        assert!(matches!(
+            parse(&[MIN[0], MIN[1], "--gzip-level=x"]),
+            Err(ArgsError::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn what_nsq_to_file_does_not_check_starts() {
+        let o = ok(&[MIN[0], MIN[1], "--max-in-flight=5000"]);
+        assert_eq!(o.consumer.max_in_flight, 5000);
+        // go-nsq refuses these when the topic's consumer is made, not at start.
+        assert_eq!(
+            ok(&[MIN[0], MIN[1], "--max-in-flight=-1"]).consumer.max_in_flight,
+            -1
+        );
+        assert_eq!(
+            ok(&[MIN[0], MIN[1], "--max-in-flight=0"]).consumer.max_in_flight,
+            0
+        );
+        assert_eq!(ok(&[MIN[0], MIN[1], "--sync-interval=0"]).sync_interval, None);
+        assert_eq!(ok(&[MIN[0], MIN[1], "--sync-interval=-1s"]).sync_interval, None);
+        let o = ok(&[MIN[0], MIN[1], "--rotate-size=-1", "--rotate-interval=-1m"]);
+        assert_eq!((o.rotate_size_bytes, o.rotate_interval), (0, Duration::ZERO));
+        let o = ok(&[
+            "--lookupd-http-address=h:4161",
+            "--topic-pattern=.",
+            "--topic-refresh=0",
+        ]);
+        assert_eq!(o.topic_refresh, None);
+        let o = ok(&[MIN[0], MIN[1], "--topic-pattern=("]);
+        let pattern = o.topic_pattern.expect("kept");
+        assert!(!pattern.allows("t") && !pattern.allows("("));
+        assert_eq!(pattern.to_string(), "(");
+    }
+
+    #[test]
+    fn consumer_opts_never_stop_the_tool() {
         let o = ok(&[
             MIN[0],
             MIN[1],
-            "--consumer-opt=max_attempts,0",
-            "--consumer-opt=lookupd_poll_interval,5s",
-            "--consumer-opt=heartbeat_interval,10s",
-            "--consumer-opt=msg_timeout,1m",
-            "--consumer-opt=client_id,me",
-            "--consumer-opt=snappy,false",
-            "--consumer-opt=max_in_flight,7",
-            "--max-in-flight=9",
+            "--consumer-opt=bogus,1",
+            "--consumer-opt=snappy",
+            "--consumer-opt=read_timeout,x",
         ]);
-        assert_eq!(o.consumer.max_attempts, 0);
-        assert_eq!(o.consumer.lookupd_poll_interval, Duration::from_secs(5));
-        assert_eq!(o.consumer.heartbeat_interval_ms, 10_000);
-        assert_eq!(o.consumer.msg_timeout_ms, 60_000);
-        assert_eq!(o.consumer.client_id, "me");
-        assert_eq!(o.consumer.max_in_flight, 9);
-        assert!(err(&[MIN[0], MIN[1], "--consumer-opt=bogus,1"]).contains("invalid option bogus"));
-        assert!(err(&[MIN[0], MIN[1], "--consumer-opt=tls_v1"]).contains("not supported"));
-        assert!(err(&[MIN[0], MIN[1], "--consumer-opt=read_timeout,x"]).contains("invalid duration"));
+        assert!(o.consumer.snappy);
+        assert_eq!(o.consumer_warnings.len(), 2, "{:?}", o.consumer_warnings);
     }
 }

@@ -28,6 +28,11 @@ impl TestNode {
     pub fn start_with_shards(options: Options, shards: usize) -> TestNode {
         let mut config = NodeConfig::for_tests(options);
         config.shards = shards;
+        Self::start_config(config)
+    }
+
+    /// A node from a whole configuration (TLS, listeners).
+    pub fn start_config(config: NodeConfig) -> TestNode {
         let node = Node::start(config).expect("node starts");
         let addr = node.tcp_address();
         TestNode {
