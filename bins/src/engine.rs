@@ -211,7 +211,6 @@ impl NsqEngine {
             broker.set_backend_factory(make());
         }
         let mut http = HttpFront::new(shared.api.clone(), shared.options.max_body_size.max(0) as usize);
-        http.set_lookup(shared.lookup.clone());
         http.set_tls_policy(shared.http_tls.clone());
         let transports = Transports {
             slots: Vec::new(),
@@ -512,14 +511,14 @@ impl Engine for NsqEngine {
             match self.transports.tls.clone().map(|config| t.start_tls(config)) {
                 Some(Ok(())) => {
                     self.transports.insert(c, t);
-                    self.http.on_accept(c, true);
+                    self.http.on_accept(c, true, peer);
                 }
                 _ => io.close(conn(c)),
             }
             return;
         }
         if Some(listener) == listeners.http {
-            self.http.on_accept(c, false);
+            self.http.on_accept(c, false, peer);
             return;
         }
         if Some(listener) == listeners.grpc {

@@ -44,7 +44,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use squall_core::options::Options;
-use squall_rpc::nsqd::ApiContext;
+use squall_rpc::nsqd::{ApiContext, ConfigChange, ConfigValues};
 use squall_uring_net::{Runtime, RuntimeConfig, RuntimeHandle};
 
 pub use engine::NsqEngine;
@@ -152,6 +152,19 @@ impl NodeConfig {
             statsd_exclude_ephemeral: false,
         }
     }
+}
+
+/// What a `PUT /config/:opt` changes in the running node, as nsqd's options notification does:
+/// the log level, and the lookupd peers the lookup loop keeps.
+fn config_hook(lookup: LookupLoop) -> squall_rpc::nsqd::ConfigHook {
+    Arc::new(move |change| match change {
+        ConfigChange::LogLevel(level) => {
+            if let Some(level) = logging::Level::from_number(level) {
+                logging::set_level(level);
+            }
+        }
+        ConfigChange::LookupdTcpAddresses(addrs) => lookup.set_peers(addrs.to_vec()),
+    })
 }
 
 /// A running node.
@@ -303,7 +316,7 @@ impl Node {
             start_time: start_time.as_secs() as i64,
             started: Instant::now(),
             health: "OK".to_string(),
-            config: config.config_values,
+            config: ConfigValues::new(config.config_values, Some(config_hook(lookup.clone()))),
         });
         Ok(Node {
             handle,

@@ -60,6 +60,11 @@ impl Level {
         }
     }
 
+    /// The level with lg's number (1 debug … 5 fatal), as `/config/log_level` reports it.
+    pub fn from_number(n: u8) -> Option<Level> {
+        (1..=5).contains(&n).then(|| Level::from_u8(n))
+    }
+
     fn from_u8(v: u8) -> Level {
         match v {
             1 => Level::Debug,

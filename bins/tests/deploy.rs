@@ -1,7 +1,7 @@
 //! The built binaries start the way an operator expects: a `--config` file's values take effect
 //! and flags override them; bad input (unknown key, unwritable data path, port in use) is one
 //! line and a non-zero exit before anything listens; `--version` works everywhere; the log level
-//! filters nsqd-shaped log lines.
+//! filters nsqd-shaped log lines; HTTP requests are logged as nsqd logs them.
 //!
 //! Every daemon runs on loopback with port 0 (the log lines say which port it got), in its own
 //! temp directory, and every wait is bounded.
@@ -402,6 +402,75 @@ fn log_level_error_hides_info_lines() {
     );
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
+}
+
+/// One HTTP/1.1 request with a body on a fresh connection; the status.
+fn http_request(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// nsq's `http_api.Log` line: `<status> <method> <uri> (<remote ip:port>) <elapsed>` at INFO,
+/// for every API request but `/pub` and `/mpub`, 404s and 405s included; the level is the one
+/// in force when the request is answered, so a `PUT /config/log_level` on any shard silences
+/// them all.
+#[test]
+fn http_requests_are_logged_like_nsqd() {
+    let tmp = TempDir::new("reqlog");
+    let data = tmp.path();
+    let mut args = squalld_args(&data, &[]);
+    args.retain(|a| a != "--shards=1");
+    args.push("--shards=2".to_string());
+    let mut d = Daemon::spawn(SQUALLD, &strs(&args));
+    let http = d.listening("HTTP");
+    let re = regex::Regex::new(
+        r"^\[nsqd\] \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}\.\d{6} INFO: (\d{3}) ([A-Z]+) (\S+) \(127\.0\.0\.1:\d+\) \d+(\.\d+)?(ns|µs|ms|s)$",
+    )
+    .unwrap();
+    assert_eq!(http_request(http, "POST", "/pub?topic=logged", b"m"), 200);
+    assert_eq!(http_request(http, "POST", "/mpub?topic=logged", b"m"), 200);
+    for (method, target, status) in [
+        ("GET", "/ping?", 200),
+        ("GET", "/stats?format=json&topic=logged", 200),
+        ("POST", "/topic/create?topic=logged", 200),
+        ("GET", "/nope?x=%41", 404),
+        ("DELETE", "/ping", 405),
+        ("PUT", "/config/log_level", 200),
+    ] {
+        assert_eq!(http_request(http, method, target, b"info"), status, "{target}");
+        let line = d.line_with(&format!(" {method} {target} ("));
+        let caps = re
+            .captures(&line)
+            .unwrap_or_else(|| panic!("not nsqd's shape: {line:?}"));
+        assert_eq!(&caps[1], status.to_string(), "{line}");
+        assert_eq!((&caps[2], &caps[3]), (method, target), "{line}");
+    }
+    // Quiet at ERROR, whichever shard serves the request; the PUT back to INFO is logged.
+    assert_eq!(http_request(http, "PUT", "/config/log_level", b"error"), 200);
+    for _ in 0..8 {
+        assert_eq!(http_request(http, "GET", "/ping?quiet", b""), 200);
+    }
+    assert_eq!(http_request(http, "PUT", "/config/log_level", b"info"), 200);
+    assert_eq!(http_request(http, "GET", "/ping?loud", b""), 200);
+    // Lines come in order: every earlier one is in by the time this one is.
+    d.line_with(" GET /ping?loud (");
+    let (status, lines) = d.stop();
+    assert!(status.success(), "{status}");
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    for unlogged in [" /pub?", " /mpub?", " /ping?quiet "] {
+        assert_eq!(count(unlogged), 0, "{unlogged}: {lines:#?}");
+    }
+    // The first PUT (at INFO) and the last (back to INFO); not the one to ERROR.
+    assert_eq!(count(" PUT /config/log_level ("), 2, "{lines:#?}");
 }
 
 /// `systemd-analyze verify` accepts the shipped units, in a root laid out as the .deb installs

@@ -394,6 +394,326 @@ fn config_get_and_put() {
     assert_eq!(h.request("PUT", "/config/log_level", b"").status, 413);
 }
 
+/// A `PUT /config/:opt` is what every later `GET` reads, whichever shard its connection lands
+/// on (each fresh connection here may land on either of the node's two).
+#[test]
+fn config_puts_are_seen_on_every_shard() {
+    let (_node, _tcp, http) = http_node(Options::default());
+    let get_everywhere = |opt: &str| -> Vec<(u16, String)> {
+        (0..24)
+            .map(|_| {
+                let r = Http::connect(http).request("GET", &format!("/config/{opt}"), b"");
+                (r.status, r.text())
+            })
+            .collect()
+    };
+    let mut h = Http::connect(http);
+    let r = h.request("PUT", "/config/log_level", b"WARN");
+    assert_eq!((r.status, r.text().as_str()), (200, "3"));
+    assert!(get_everywhere("log_level")
+        .iter()
+        .all(|r| *r == (200, "3".to_string())));
+    // Port 1: nothing listens there, so the lookup loop's connection attempts go nowhere.
+    let r = h.request("PUT", "/config/nsqlookupd_tcp_addresses", br#"["127.0.0.1:1"]"#);
+    assert_eq!((r.status, r.text().as_str()), (200, r#"["127.0.0.1:1"]"#));
+    assert!(get_everywhere("nsqlookupd_tcp_addresses")
+        .iter()
+        .all(|r| *r == (200, r#"["127.0.0.1:1"]"#.to_string())));
+    let r = h.request("PUT", "/config/nsqlookupd_tcp_addresses", b"[]");
+    assert_eq!((r.status, r.text().as_str()), (200, "[]"));
+    assert!(get_everywhere("nsqlookupd_tcp_addresses")
+        .iter()
+        .all(|r| *r == (200, "[]".to_string())));
+    // Leave the process's log level where the other tests expect it.
+    assert_eq!(h.request("PUT", "/config/log_level", b"info").status, 200);
+}
+
+/// A `PUT` body is read as nsqd reads it: the level word whole (nothing trimmed), the address
+/// list as Go's `json.Unmarshal` fills a `[]string` (`null` clears it).
+#[test]
+fn config_put_bodies_are_read_as_nsqd_reads_them() {
+    let (_node, _tcp, http) = http_node(Options::default());
+    let mut h = Http::connect(http);
+    for body in [&b"debug\n"[..], b" info", b"\"warn\""] {
+        let r = h.request("PUT", "/config/log_level", body);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (400, r#"{"message":"INVALID_VALUE"}"#),
+            "{body:?}"
+        );
+    }
+    let r = h.request("PUT", "/config/log_level", b"INFO");
+    assert_eq!((r.status, r.text().as_str()), (200, "2"));
+
+    let put = |h: &mut Http, body: &[u8]| {
+        let r = h.request("PUT", "/config/nsqlookupd_tcp_addresses", body);
+        (r.status, r.text())
+    };
+    assert_eq!(
+        put(&mut h, br#"["127.0.0.1:1","127.0.0.1:2"]"#),
+        (200, r#"["127.0.0.1:1","127.0.0.1:2"]"#.to_string())
+    );
+    // A null element keeps what was at its index.
+    assert_eq!(put(&mut h, b"[null]"), (200, r#"["127.0.0.1:1"]"#.to_string()));
+    assert_eq!(put(&mut h, b"null"), (200, "null".to_string()));
+    let r = h.request("GET", "/config/nsqlookupd_tcp_addresses", b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "null"));
+    assert_eq!(r.header("Content-Type"), Some("application/json; charset=utf-8"));
+    for refused in [&b"[1]"[..], b"{}", b"\"127.0.0.1:1\""] {
+        assert_eq!(
+            put(&mut h, refused),
+            (400, r#"{"message":"INVALID_VALUE"}"#.to_string())
+        );
+    }
+}
+
+/// String options go out raw (type sniffed, so `text/plain` when not empty); numbers, floats
+/// as Go writes them, and lists are JSON.
+#[test]
+fn config_strings_are_raw_and_floats_are_gos() {
+    let mut config = NodeConfig::for_tests(Options::default());
+    for (name, value) in [
+        ("log_prefix", serde_json::json!("[nsqd] ")),
+        ("statsd_address", serde_json::json!("")),
+        ("max_msg_size", serde_json::json!(1048576)),
+        (
+            "e2e_processing_latency_percentiles",
+            serde_json::json!([1.0, 0.99, 0.5]),
+        ),
+    ] {
+        config.config_values.insert(name.to_string(), value);
+    }
+    let node = Node::start(config).unwrap();
+    let mut h = Http::connect(node.http_address().unwrap());
+
+    let r = h.request("GET", "/config/log_prefix", b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "[nsqd] "));
+    assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.header("X-Nsq-Content-Type"), Some("nsq; version=1.0"));
+
+    let r = h.request("GET", "/config/statsd_address", b"");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(r.header("Content-Type"), None);
+    assert_eq!(r.header("X-Nsq-Content-Type"), Some("nsq; version=1.0"));
+
+    let r = h.request("GET", "/config/max_msg_size", b"");
+    assert_eq!(
+        (r.text().as_str(), r.header("Content-Type")),
+        ("1048576", Some("application/json; charset=utf-8"))
+    );
+    let r = h.request("GET", "/config/e2e_processing_latency_percentiles", b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "[1,0.99,0.5]"));
+    node.shutdown();
+    node.join().unwrap();
+}
+
+/// nsqd's filters: an empty value filters nothing; a missing topic gives null topics and
+/// producers, a missing channel of a present topic `[]` topics; a topic filter keeps every
+/// producer and filters only their pub_counts; a subscriber that published shows its
+/// pub_counts under its channel too (and prints as a producer in the text form).
+#[test]
+fn stats_filters_match_nsqd() {
+    let (_node, tcp, http) = http_node(Options::default());
+    let t1 = topic_on_shard("sf-a", 0, 2);
+    let t2 = topic_on_shard("sf-b", 1, 2);
+    let mut p = Client::connect(tcp);
+    p.publish(&t1, b"x");
+    p.expect_ok();
+    let mut s = Client::connect(tcp);
+    s.sub(&t1, "c1");
+    s.publish(&t2, b"y");
+    s.expect_ok();
+    let mut h = Http::connect(http);
+    let stats = |h: &mut Http, query: &str| {
+        h.request(
+            "GET",
+            &format!("/stats?format=json&include_mem=false{query}"),
+            b"",
+        )
+        .json()
+    };
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["topic_name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let all = stats(&mut h, "");
+    assert_eq!(names(&all), vec![t1.clone(), t2.clone()]);
+    assert_eq!(names(&stats(&mut h, "&topic=&channel=")), names(&all));
+    assert_eq!(names(&stats(&mut h, "&channel=")), names(&all));
+    // The subscriber's channel entry carries what it published.
+    let client = &all["topics"][0]["channels"][0]["clients"][0];
+    assert_eq!(client["state"], 3);
+    assert_eq!(
+        client["pub_counts"],
+        serde_json::json!([{"topic": t2, "count": 1}])
+    );
+
+    let missing = stats(&mut h, "&topic=nope");
+    assert!(
+        missing["topics"].is_null() && missing["producers"].is_null(),
+        "{missing}"
+    );
+    let no_channel = stats(&mut h, &format!("&topic={t1}&channel=nope"));
+    assert_eq!(no_channel["topics"], serde_json::json!([]));
+    assert_eq!(
+        no_channel["producers"].as_array().unwrap().len(),
+        2,
+        "{no_channel}"
+    );
+
+    // Filtered on t1: both producers, the subscriber without pub_counts (it never published
+    // to t1), in the producers and in its channel.
+    let v = stats(&mut h, &format!("&topic={t1}"));
+    assert_eq!(names(&v), vec![t1.clone()]);
+    let producers = v["producers"].as_array().unwrap();
+    assert_eq!(producers.len(), 2, "{v}");
+    let counts: Vec<&serde_json::Value> = producers.iter().map(|p| &p["pub_counts"]).collect();
+    assert!(
+        counts.contains(&&serde_json::json!([{"topic": t1, "count": 1}])),
+        "{v}"
+    );
+    assert!(counts.contains(&&serde_json::Value::Null), "{v}");
+    assert!(v["topics"][0]["channels"][0]["clients"][0]
+        .get("pub_counts")
+        .is_none());
+
+    let text = h.request("GET", "/stats?include_mem=false", b"").text();
+    let client_line = text
+        .lines()
+        .find(|l| l.starts_with("        [V2 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        client_line.contains(&format!("] msgs: 1        topics: {t2}=1 connected: ")),
+        "{text}"
+    );
+}
+
+/// Percentiles are float64s, written as Go writes them (`1`, not `1.0`).
+#[test]
+fn stats_percentiles_are_written_as_go_floats() {
+    let (_node, tcp, http) = http_node(Options {
+        e2e_percentiles: vec![1.0, 0.99, 0.5],
+        ..Options::default()
+    });
+    let mut c = Client::connect(tcp);
+    c.sub("pct", "ch");
+    let mut h = Http::connect(http);
+    let text = h.request("GET", "/stats?format=json&topic=pct", b"").text();
+    let want = r#""e2e_processing_latency":{"count":0,"percentiles":[{"quantile":1,"value":0},{"quantile":0.99,"value":0},{"quantile":0.5,"value":0}]}"#;
+    assert_eq!(text.matches(want).count(), 2, "{text}");
+}
+
+/// nsqd creates the topic while it reads the query, before a publish's later checks: those
+/// refusals, and an `/mpub` with nothing in it, leave the topic behind.
+#[test]
+fn refused_publishes_still_create_the_topic() {
+    let (_node, _tcp, http) = http_node(Options {
+        max_msg_size: 10,
+        ..Options::default()
+    });
+    let mut h = Http::connect(http);
+    for (target, body, status, answer) in [
+        (
+            "/pub?topic=rp-defer&defer=x",
+            &b"m"[..],
+            400,
+            r#"{"message":"INVALID_DEFER"}"#,
+        ),
+        ("/mpub?topic=rp-empty", b"", 200, "OK"),
+        ("/mpub?topic=rp-blank", b"\n\n", 200, "OK"),
+        (
+            "/mpub?topic=rp-bad-body&binary=true",
+            b"ab",
+            413,
+            r#"{"message":"BAD_BODY"}"#,
+        ),
+        (
+            "/mpub?topic=rp-bad-message&binary=true",
+            b"\x00\x00\x00\x01\x00\x00\x00\x00",
+            413,
+            r#"{"message":"BAD_MESSAGE"}"#,
+        ),
+        (
+            "/mpub?topic=rp-too-big",
+            b"ok\n01234567890",
+            413,
+            r#"{"message":"MSG_TOO_BIG"}"#,
+        ),
+        // Refused before the topic is looked at: nothing is created.
+        ("/pub?topic=rp-msg-empty", b"", 400, r#"{"message":"MSG_EMPTY"}"#),
+        ("/pub?topic=rp:bad", b"m", 400, r#"{"message":"INVALID_TOPIC"}"#),
+    ] {
+        let r = h.request("POST", target, body);
+        assert_eq!((r.status, r.text().as_str()), (status, answer), "{target}");
+    }
+    let v = h.request("GET", "/stats?format=json", b"").json();
+    let topics: Vec<(&str, u64)> = v["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["topic_name"].as_str().unwrap(),
+                t["message_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        topics,
+        vec![
+            ("rp-bad-body", 0),
+            ("rp-bad-message", 0),
+            ("rp-blank", 0),
+            ("rp-defer", 0),
+            ("rp-empty", 0),
+            ("rp-too-big", 0)
+        ]
+    );
+}
+
+/// httprouter's redirects as nsqd sends them: a trailing slash on `/config/:opt` is fixed too,
+/// and a GET's redirect carries Go's small HTML body.
+#[test]
+fn redirects_match_nsqd() {
+    let (_node, _tcp, http) = http_node(Options::default());
+    let mut h = Http::connect(http);
+    for (path, location) in [
+        ("/config/log_level/", "/config/log_level"),
+        ("/CONFIG/Log_Level", "/config/Log_Level"),
+        ("/ping/", "/ping"),
+    ] {
+        let r = h.request("GET", path, b"");
+        assert_eq!(r.status, 301, "{path}");
+        assert_eq!(r.header("Location"), Some(location));
+        assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            r.text(),
+            format!("<a href=\"{location}\">Moved Permanently</a>.\n\n")
+        );
+    }
+    let r = h.request("PUT", "/config/log_level/", b"info");
+    assert_eq!(
+        (r.status, r.header("Location"), r.body.len()),
+        (307, Some("/config/log_level"), 0)
+    );
+    assert_eq!(r.header("Content-Type"), None);
+    for path in ["/config/", "/config/log_level/x"] {
+        let r = h.request("GET", path, b"");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (404, r#"{"message":"NOT_FOUND"}"#),
+            "{path}"
+        );
+    }
+    let r = h.request("DELETE", "/config/log_level", b"");
+    assert_eq!((r.status, r.header("Allow")), (405, Some("GET, OPTIONS, PUT")));
+}
+
 #[test]
 fn messages_survive_a_restart_on_disk() {
     let dir = std::env::temp_dir().join(format!("squall-restart-{}", std::process::id()));

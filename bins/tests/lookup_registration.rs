@@ -1,8 +1,9 @@
 //! squalld registers with nsqlookupd (spec §8, B.6): three nodes on loopback show up in
 //! squall-lookupd's `/lookup` with their ports, their channels in `/channels`; a stopped node
 //! disappears; a restarted lookupd is re-registered with; `PUT /config/nsqlookupd_tcp_addresses`
-//! swaps peers; the bytes on the wire are nsqd 1.3.0's; and a lookupd that never answers does not
-//! slow publishing down. Every wait is bounded.
+//! swaps peers; an HTTP publish refused after its topic name was read still registers the topic;
+//! the bytes on the wire are nsqd 1.3.0's; and a lookupd that never answers does not slow
+//! publishing down. Every wait is bounded.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -216,6 +217,27 @@ fn put_config_swaps_lookupd_peers() {
     assert_eq!(status, 200);
     wait_producers(&lookupd, "swap", &[]);
 
+    stop_node(node);
+    lookupd.shutdown();
+    lookupd.join().unwrap();
+}
+
+/// nsqd creates the topic before it checks `defer` or an `/mpub` body, so the topic of a refused
+/// (or empty) publish is registered like any other.
+#[test]
+fn refused_http_publishes_register_their_topics() {
+    let lookupd = start_lookupd(LookupdStart::for_tests()).expect("lookupd starts");
+    let node = start_node(Some(&lookupd));
+    let http_addr = node.http_address().unwrap();
+    let (status, _) = http(http_addr, "POST", "/pub?topic=reg-defer&defer=x", "m");
+    assert_eq!(status, 400);
+    let (status, _) = http(http_addr, "POST", "/mpub?topic=reg-empty", "");
+    assert_eq!(status, 200);
+    let (status, _) = http(http_addr, "POST", "/mpub?topic=reg-bad&binary=true", "xy");
+    assert_eq!(status, 413);
+    for topic in ["reg-defer", "reg-empty", "reg-bad"] {
+        wait_producers(&lookupd, topic, &[&node]);
+    }
     stop_node(node);
     lookupd.shutdown();
     lookupd.join().unwrap();

@@ -10,7 +10,9 @@ use serde::Serialize;
 /// What a `/stats` request asks for.
 #[derive(Clone, Debug, Default)]
 pub struct StatsFilter {
+    /// Only this topic (exact name); `None` for all (nsqd reads an empty value as none).
     pub topic: Option<String>,
+    /// Only this channel, in every topic listed (topics without it are left out).
     pub channel: Option<String>,
     pub include_clients: bool,
 }
@@ -23,6 +25,9 @@ pub struct ShardStats {
     pub connections: u64,
     /// Disk records skipped as corrupt when this shard's queues were opened.
     pub corrupt_records_skipped: u64,
+    /// A topic filter named a topic this shard (merged: the node) does not have; nsqd then
+    /// answers `null` topics and `null` producers.
+    pub topic_missing: bool,
     /// Runtime counters, one entry per shard (merged by concatenation, sorted by shard).
     pub shards: Vec<ShardRuntime>,
 }

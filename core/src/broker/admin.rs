@@ -114,7 +114,10 @@ impl<D: Send + 'static> Broker<D> {
     fn finish_gather(&mut self, origin: Origin) {
         if self.gathers.get(&origin).is_some_and(|g| g.remaining == 0) {
             let g = self.gathers.remove(&origin).expect("checked");
-            let mut merged = ShardStats::default();
+            let mut merged = ShardStats {
+                topic_missing: g.parts.iter().all(|p| p.topic_missing),
+                ..ShardStats::default()
+            };
             for part in g.parts {
                 merged.topics.extend(part.topics);
                 merged.producers.extend(part.producers);
@@ -124,6 +127,10 @@ impl<D: Send + 'static> Broker<D> {
             }
             merged.topics.sort_by(|a, b| a.topic_name.cmp(&b.topic_name));
             merged.shards.sort_by_key(|r| r.shard);
+            if merged.topic_missing {
+                // nsqd gathers nothing, producers included, for a topic it does not have.
+                merged.producers.clear();
+            }
             self.responses.push((origin, Response::Stats(merged)));
         }
     }
@@ -265,6 +272,7 @@ impl<D: Send + 'static> Broker<D> {
         let now = net.now();
         let quantiles = self.opts.e2e_percentiles.clone();
         let mut topics = Vec::new();
+        let mut topic_found = false;
         let mut e2e: HashMap<usize, Histogram> = HashMap::new();
         for (key, channel) in self.channels.iter_mut() {
             if let Some(w) = channel.e2e.as_mut() {
@@ -278,8 +286,10 @@ impl<D: Send + 'static> Broker<D> {
                     topic_e2e.merge(h);
                 }
             }
-            if filter.topic.as_deref().is_some_and(|t| t != topic.name.as_str()) {
-                continue;
+            match filter.topic.as_deref() {
+                Some(t) if t != topic.name.as_str() => continue,
+                Some(_) => topic_found = true,
+                None => {}
             }
             let mut channels: Vec<ChannelStats> = Vec::new();
             for &ch in &topic.channels {
@@ -291,7 +301,7 @@ impl<D: Send + 'static> Broker<D> {
                     c.consumers
                         .iter()
                         .filter_map(|&conn| self.session(conn))
-                        .map(|s| client_stats(s, net))
+                        .map(|s| client_stats(s, net, filter))
                         .collect()
                 });
                 channels.push(ChannelStats {
@@ -331,27 +341,14 @@ impl<D: Send + 'static> Broker<D> {
                 },
             });
         }
+        // With a topic filter nsqd still lists every producer; only their pub_counts are
+        // filtered.
         let producers = if filter.include_clients {
             self.sessions
                 .iter()
                 .flatten()
                 .filter(|s| !s.pub_counts.is_empty())
-                .map(|s| {
-                    let mut c = client_stats(s, net);
-                    // nsqd lists one entry only (its loop stops at the first match).
-                    c.pub_counts = s
-                        .pub_counts
-                        .iter()
-                        .filter(|(t, _)| filter.topic.as_deref().is_none_or(|f| f == t.as_str()))
-                        .take(1)
-                        .map(|(t, n)| PubCount {
-                            topic: t.to_string(),
-                            count: *n,
-                        })
-                        .collect();
-                    c
-                })
-                .filter(|c| filter.topic.is_none() || !c.pub_counts.is_empty())
+                .map(|s| client_stats(s, net, filter))
                 .collect()
         } else {
             Vec::new()
@@ -370,6 +367,7 @@ impl<D: Send + 'static> Broker<D> {
             .sum();
         ShardStats {
             corrupt_records_skipped,
+            topic_missing: filter.topic.is_some() && !topic_found,
             topics,
             producers,
             connections,
@@ -381,7 +379,10 @@ impl<D: Send + 'static> Broker<D> {
     }
 }
 
-fn client_stats<N: Net>(s: &super::Session, net: &N) -> ClientStats {
+/// nsqd's `clientV2.Stats(topic)`: a client that has published, subscriber or not, carries its
+/// pub_counts, at most one entry (nsqd's loop stops at the first match), only the filter's topic
+/// under a topic filter.
+fn client_stats<N: Net>(s: &super::Session, net: &N, filter: &StatsFilter) -> ClientStats {
     let tls = net.tls_info(s.conn).unwrap_or_default();
     ClientStats {
         client_id: s.client_name.clone(),
@@ -411,7 +412,16 @@ fn client_stats<N: Net>(s: &super::Session, net: &N) -> ClientStats {
             .map_or_else(String::new, |a| a.identity_url.clone()),
         topology_zone: String::new(),
         topology_region: String::new(),
-        pub_counts: Vec::new(),
+        pub_counts: s
+            .pub_counts
+            .iter()
+            .filter(|(t, _)| filter.topic.as_deref().is_none_or(|f| f == t.as_str()))
+            .take(1)
+            .map(|(t, n)| PubCount {
+                topic: t.to_string(),
+                count: *n,
+            })
+            .collect(),
         tls: s.tls,
         tls_cipher_suite: tls.cipher_suite,
         tls_version: tls.version,

@@ -85,13 +85,18 @@ impl Request {
         parse_query(&self.raw_query)
     }
 
+    /// Go's `req.URL.RequestURI()`, as nsq's request log line shows it: the target as sent, an
+    /// absolute-form target reduced to its path and query.
+    pub fn request_uri(&self) -> &str {
+        origin_form(&self.target)
+    }
+
     /// What the response encoder needs to know about this request.
     pub fn reply_to(&self) -> ReplyTo {
         ReplyTo {
             version: self.version,
             keep_alive: self.keep_alive,
             head: self.method == "HEAD",
-            get: self.method == "GET",
         }
     }
 }
@@ -103,8 +108,6 @@ pub struct ReplyTo {
     pub keep_alive: bool,
     /// HEAD: headers only.
     pub head: bool,
-    /// GET: redirects carry a small HTML body.
-    pub get: bool,
 }
 
 /// A request that cannot be served. The connection is closed after [`HttpError::response_bytes`].
@@ -319,26 +322,30 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, HttpError> {
     }))
 }
 
+/// The target less the scheme and host of an absolute-form target (`http://host/p?q` → `/p?q`).
+fn origin_form(target: &str) -> &str {
+    for scheme in ["http://", "https://"] {
+        // Compared as bytes: the target may hold multi-byte UTF-8 where `str` slicing would panic.
+        if target
+            .as_bytes()
+            .get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes()))
+        {
+            // The prefix matched ASCII bytes, so `scheme.len()` is a char boundary.
+            let after = &target[scheme.len()..];
+            return after.find('/').map_or("/", |i| &after[i..]);
+        }
+    }
+    target
+}
+
 /// Splits a request target into Go's `URL.Path` (decoded) and `URL.RawQuery`. Absolute-form
 /// targets (`http://host/p?q`) are reduced to their path; `*` is kept for `OPTIONS *`.
 fn split_target(method: &str, target: &str) -> Result<(String, String), HttpError> {
     if target == "*" && method == "OPTIONS" {
         return Ok(("*".to_string(), String::new()));
     }
-    let mut rest = target;
-    for scheme in ["http://", "https://"] {
-        // Compared as bytes: the target may hold multi-byte UTF-8 where `str` slicing would panic.
-        if rest
-            .as_bytes()
-            .get(..scheme.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes()))
-        {
-            // The prefix matched ASCII bytes, so `scheme.len()` is a char boundary.
-            let after = &rest[scheme.len()..];
-            rest = after.find('/').map_or("/", |i| &after[i..]);
-            break;
-        }
-    }
+    let rest = origin_form(target);
     if !rest.starts_with('/') {
         return Err(HttpError::BadRequest);
     }

@@ -95,13 +95,15 @@ impl Response {
         Response::new(status).with_body(text)
     }
 
-    /// Go's `http.Redirect`: `Location`, and for GET an HTML body naming the target.
-    pub fn redirect(status: u16, location: &str, reply_to: &ReplyTo) -> Response {
+    /// Go's `http.Redirect` (how httprouter answers a trailing-slash or case mismatch):
+    /// `Location`, an HTML content type for GET and HEAD, and for GET an HTML body naming the
+    /// target (`<a href="/ping">Moved Permanently</a>.` and two newlines).
+    pub fn redirect(status: u16, location: &str, method: &str) -> Response {
         let mut r = Response::new(status).with_header("Location", location);
-        if reply_to.get || reply_to.head {
+        if method == "GET" || method == "HEAD" {
             r = r.with_header("Content-Type", "text/html; charset=utf-8");
         }
-        if reply_to.get {
+        if method == "GET" {
             let body = format!(
                 "<a href=\"{}\">{}</a>.\n\n",
                 html_escape(location),
@@ -183,7 +185,6 @@ mod tests {
         version: Version::Http11,
         keep_alive: true,
         head: false,
-        get: true,
     };
 
     fn text(r: &Response, to: &ReplyTo) -> String {
@@ -237,11 +238,7 @@ mod tests {
             ..keep10
         };
         assert!(!text(&Response::plain_text(200, "OK"), &close10).contains("Connection"));
-        let head = ReplyTo {
-            head: true,
-            get: false,
-            ..KEEP
-        };
+        let head = ReplyTo { head: true, ..KEEP };
         assert!(text(&Response::plain_text(200, "OK"), &head)
             .ends_with("Content-Length: 2\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"));
     }
@@ -249,12 +246,11 @@ mod tests {
     #[test]
     fn redirects_like_go() {
         assert_eq!(
-            text(&Response::redirect(301, "/ping", &KEEP), &KEEP),
+            text(&Response::redirect(301, "/ping", "GET"), &KEEP),
             "HTTP/1.1 301 Moved Permanently\r\nContent-Type: text/html; charset=utf-8\r\nLocation: /ping\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\nContent-Length: 40\r\n\r\n<a href=\"/ping\">Moved Permanently</a>.\n\n"
         );
-        let post = ReplyTo { get: false, ..KEEP };
         assert_eq!(
-            text(&Response::redirect(307, "/topic/create?topic=t", &post), &post),
+            text(&Response::redirect(307, "/topic/create?topic=t", "POST"), &KEEP),
             "HTTP/1.1 307 Temporary Redirect\r\nLocation: /topic/create?topic=t\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\nContent-Length: 0\r\n\r\n"
         );
     }

@@ -1,5 +1,6 @@
 //! Routing as `julienschmidt/httprouter` v1.3.0 does it for nsqd and nsqlookupd (spec 0.1):
-//! exact paths per method; for a method that has routes, a trailing-slash mismatch or a
+//! exact paths per method, where a `:name` segment (nsqd's `/config/:opt`) matches any one
+//! non-empty segment; for a method that has routes, a trailing-slash mismatch or a
 //! case/dirty-path mismatch is redirected (301 for GET, 307 otherwise); OPTIONS on a known path
 //! answers its `Allow` list; another method's path gets 405 with `Allow`; the rest is 404.
 //! Query strings play no part.
@@ -42,7 +43,7 @@ impl<R: Copy> Router<R> {
     fn find(&self, method: &str, path: &str) -> Option<R> {
         self.routes
             .iter()
-            .find(|(m, p, _)| *m == method && *p == path)
+            .find(|(m, p, _)| *m == method && matches(p, path, false))
             .map(|(_, _, r)| *r)
     }
 
@@ -70,7 +71,7 @@ impl<R: Copy> Router<R> {
                 if let Some(fixed) = self.find_case_insensitive(method, &clean_path(path)) {
                     return Routed::Redirect {
                         status,
-                        location: with_query(fixed),
+                        location: with_query(&fixed),
                     };
                 }
             }
@@ -89,13 +90,20 @@ impl<R: Copy> Router<R> {
         Routed::NotFound
     }
 
-    /// The route path matching `path` ignoring ASCII case, or with its trailing slash toggled.
-    fn find_case_insensitive(&self, method: &str, path: &str) -> Option<&'static str> {
+    /// The route path matching `path` ignoring ASCII case, or with its trailing slash toggled:
+    /// the route's own spelling, with the request's parameter segments as they came.
+    fn find_case_insensitive(&self, method: &str, path: &str) -> Option<String> {
         let find = |candidate: &str| {
             self.routes
                 .iter()
-                .find(|(m, p, _)| *m == method && p.eq_ignore_ascii_case(candidate))
-                .map(|(_, p, _)| *p)
+                .find(|(m, p, _)| *m == method && matches(p, candidate, true))
+                .map(|(_, p, _)| {
+                    p.split('/')
+                        .zip(candidate.split('/'))
+                        .map(|(route, given)| if route.starts_with(':') { given } else { route })
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
         };
         find(path).or_else(|| find(&toggle_trailing_slash(path)))
     }
@@ -105,7 +113,7 @@ impl<R: Copy> Router<R> {
     fn allowed(&self, path: &str, method: &str) -> String {
         let mut methods: Vec<&str> = Vec::new();
         for (m, p, _) in &self.routes {
-            let serves = path == "*" || *p == path;
+            let serves = path == "*" || matches(p, path, false);
             if serves && *m != "OPTIONS" && (*m != method || path == "*") && !methods.contains(m) {
                 methods.push(m);
             }
@@ -117,6 +125,34 @@ impl<R: Copy> Router<R> {
         methods.sort_unstable();
         methods.join(", ")
     }
+}
+
+/// Whether `path` is `route`'s path: segment by segment equal (ASCII case aside when
+/// `ignore_case`), a `:name` segment standing for any one non-empty segment.
+fn matches(route: &str, path: &str, ignore_case: bool) -> bool {
+    if !route.contains(':') {
+        // Every route but `/config/:opt`: one comparison, no splitting.
+        return if ignore_case {
+            route.eq_ignore_ascii_case(path)
+        } else {
+            route == path
+        };
+    }
+    let mut given = path.split('/');
+    for segment in route.split('/') {
+        let Some(g) = given.next() else { return false };
+        let same = if segment.starts_with(':') {
+            !g.is_empty()
+        } else if ignore_case {
+            segment.eq_ignore_ascii_case(g)
+        } else {
+            segment == g
+        };
+        if !same {
+            return false;
+        }
+    }
+    given.next().is_none()
 }
 
 fn toggle_trailing_slash(path: &str) -> String {
@@ -165,6 +201,8 @@ mod tests {
             ("POST", "/topic/create", 3),
             ("GET", "/debug/pprof/symbol", 4),
             ("POST", "/debug/pprof/symbol", 5),
+            ("GET", "/config/:opt", 6),
+            ("PUT", "/config/:opt", 7),
         ])
     }
 
@@ -192,7 +230,10 @@ mod tests {
     fn options() {
         let options = |a: &str| Routed::Options { allow: a.to_string() };
         assert_eq!(router().route("OPTIONS", "/ping", ""), options("GET, OPTIONS"));
-        assert_eq!(router().route("OPTIONS", "*", ""), options("GET, OPTIONS, POST"));
+        assert_eq!(
+            router().route("OPTIONS", "*", ""),
+            options("GET, OPTIONS, POST, PUT")
+        );
         assert_eq!(router().route("OPTIONS", "/nope", ""), Routed::NotFound);
     }
 
@@ -213,6 +254,56 @@ mod tests {
         assert_eq!(
             router().route("POST", "/Topic/Create", ""),
             redirect(307, "/topic/create")
+        );
+    }
+
+    /// What nsqd v1.3.0 answers for its `/config/:opt` routes.
+    #[test]
+    fn named_parameters() {
+        let redirect = |status, l: &str| Routed::Redirect {
+            status,
+            location: l.to_string(),
+        };
+        let allow = "GET, OPTIONS, PUT".to_string();
+        assert_eq!(router().route("GET", "/config/log_level", ""), Routed::Handler(6));
+        assert_eq!(router().route("PUT", "/config/x", ""), Routed::Handler(7));
+        assert_eq!(
+            router().route("GET", "/config/log_level/", "x=1"),
+            redirect(301, "/config/log_level?x=1")
+        );
+        assert_eq!(
+            router().route("PUT", "/config/log_level/", ""),
+            redirect(307, "/config/log_level")
+        );
+        assert_eq!(
+            router().route("GET", "/CONFIG/Log_Level", ""),
+            redirect(301, "/config/Log_Level")
+        );
+        assert_eq!(
+            router().route("GET", "/config//log_level", ""),
+            redirect(301, "/config/log_level")
+        );
+        for (method, path) in [
+            ("GET", "/config/"),
+            ("GET", "/config"),
+            ("GET", "/config/a/b"),
+            ("POST", "/config/log_level/"),
+            ("HEAD", "/config/log_level/"),
+            ("OPTIONS", "/config/log_level/"),
+        ] {
+            assert_eq!(
+                router().route(method, path, ""),
+                Routed::NotFound,
+                "{method} {path}"
+            );
+        }
+        assert_eq!(
+            router().route("DELETE", "/config/log_level", ""),
+            Routed::MethodNotAllowed { allow: allow.clone() }
+        );
+        assert_eq!(
+            router().route("OPTIONS", "/config/log_level", ""),
+            Routed::Options { allow }
         );
     }
 

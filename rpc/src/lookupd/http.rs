@@ -75,7 +75,7 @@ impl LookupdHttp {
         let route = match self.router.route(&req.method, &req.path, &req.raw_query) {
             Routed::Handler(route) => route,
             Routed::Redirect { status, location } => {
-                return Response::redirect(status, &location, &req.reply_to())
+                return Response::redirect(status, &location, &req.method)
             }
             Routed::Options { allow } => return Response::new(200).with_header("Allow", allow),
             Routed::MethodNotAllowed { allow } => {

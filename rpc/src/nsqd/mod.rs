@@ -5,11 +5,12 @@
 //! `{"message":"<TEXT>"}` with the status nsqd uses, and `X-NSQ-Content-Type: nsq; version=1.0`
 //! on all of them (go-nsq relies on it).
 
+mod config;
 mod metrics;
 mod publish;
 mod render;
 
-use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -19,6 +20,9 @@ use squall_core::options::Options;
 use squall_core::stats::StatsFilter;
 
 use crate::httpd::{parse_query, Query, Response, Routed, Router};
+
+pub use config::{ConfigChange, ConfigHook, ConfigValues};
+pub use render::go_duration;
 
 /// A request as the HTTP layer hands it over.
 #[derive(Debug, Clone)]
@@ -51,8 +55,8 @@ pub struct ApiContext {
     pub started: Instant,
     /// `"OK"` or `"NOK - <err>"`.
     pub health: String,
-    /// `/config/:opt` values by config name, as nsqd renders them (durations in nanoseconds).
-    pub config: BTreeMap<String, serde_json::Value>,
+    /// `/config/:opt` values, one copy for the whole node.
+    pub config: ConfigValues,
 }
 
 /// How to turn the broker's answer into the HTTP response.
@@ -63,9 +67,11 @@ pub enum Pending {
     Stats {
         json: bool,
         include_mem: bool,
-        topic_filter: bool,
     },
     Metrics,
+    /// The broker made sure the topic exists (nsqd creates it while reading the query, before
+    /// a publish's later checks fail); the answer is this.
+    Answer(Response),
 }
 
 #[derive(Debug)]
@@ -90,9 +96,16 @@ enum Route {
     Mpub,
     Topic(&'static str),
     Channel(&'static str),
+    Config,
 }
 
-fn router() -> Router<Route> {
+/// nsqd's routing table, built once.
+fn router() -> &'static Router<Route> {
+    static ROUTER: OnceLock<Router<Route>> = OnceLock::new();
+    ROUTER.get_or_init(routes)
+}
+
+fn routes() -> Router<Route> {
     let mut routes = vec![
         ("GET", "/ping", Route::Ping),
         ("GET", "/info", Route::Info),
@@ -100,6 +113,8 @@ fn router() -> Router<Route> {
         ("GET", "/metrics", Route::Metrics),
         ("POST", "/pub", Route::Pub),
         ("POST", "/mpub", Route::Mpub),
+        ("GET", "/config/:opt", Route::Config),
+        ("PUT", "/config/:opt", Route::Config),
     ];
     for (path, verb) in [
         ("/topic/create", "create"),
@@ -133,27 +148,22 @@ pub fn oversized(method: &str, path: &str) -> Option<Response> {
     }
 }
 
-/// Routes one request.
-pub fn handle(req: &ApiRequest<'_>, ctx: &mut ApiContext) -> Action {
-    if let Some(opt) = req
-        .path
-        .strip_prefix("/config/")
-        .filter(|o| !o.is_empty() && !o.contains('/'))
-    {
-        return match req.method {
-            "GET" | "PUT" => config(req, opt, ctx),
-            "OPTIONS" => Response::new(200)
-                .with_header("Allow", "GET, OPTIONS, PUT")
-                .into(),
-            _ => Response::nsq_v1_error(405, "METHOD_NOT_ALLOWED")
-                .with_header("Allow", "GET, OPTIONS, PUT")
-                .into(),
-        };
+/// Whether nsqd writes its INFO request line (`<status> <method> <uri> (<remote>) <elapsed>`)
+/// for this request: its API handlers and its 404 and 405 answers do; `/pub` and `/mpub` (the
+/// publish hot path), redirects and automatic OPTIONS answers do not.
+pub fn request_logged(method: &str, path: &str) -> bool {
+    match router().route(method, path, "") {
+        Routed::Handler(Route::Pub | Route::Mpub) | Routed::Redirect { .. } | Routed::Options { .. } => false,
+        Routed::Handler(_) | Routed::MethodNotAllowed { .. } | Routed::NotFound => true,
     }
+}
+
+/// Routes one request.
+pub fn handle(req: &ApiRequest<'_>, ctx: &ApiContext) -> Action {
     let route = match router().route(req.method, req.path, req.query) {
         Routed::Handler(r) => r,
         Routed::Redirect { status, location } => {
-            return Response::new(status).with_header("Location", location).into();
+            return Response::redirect(status, &location, req.method).into();
         }
         Routed::Options { allow } => return Response::new(200).with_header("Allow", allow).into(),
         Routed::MethodNotAllowed { allow } => {
@@ -171,6 +181,11 @@ pub fn handle(req: &ApiRequest<'_>, ctx: &mut ApiContext) -> Action {
         Route::Info => return Response::nsq_v1_json(&render::info(ctx)).into(),
         // nsqd checks the body before it parses the query.
         Route::Pub => return publish::pub_one(req, ctx),
+        Route::Mpub => return publish::pub_many(req, ctx),
+        Route::Config => {
+            let opt = req.path.strip_prefix("/config/").unwrap_or_default();
+            return config::config(req, opt, ctx.options.max_msg_size, &ctx.config).into();
+        }
         _ => {}
     }
     let Ok(query) = parse_query(req.query) else {
@@ -178,15 +193,16 @@ pub fn handle(req: &ApiRequest<'_>, ctx: &mut ApiContext) -> Action {
     };
     match route {
         Route::Stats => {
+            // An empty value filters nothing, as in nsqd (it compares with "").
+            let param = |key| query.get(key).filter(|v| !v.is_empty()).map(str::to_string);
             let filter = StatsFilter {
-                topic: query.get("topic").map(str::to_string),
-                channel: query.get("channel").map(str::to_string),
+                topic: param("topic"),
+                channel: param("channel"),
                 include_clients: flag(&query, "include_clients", true),
             };
             let pending = Pending::Stats {
                 json: query.get("format") == Some("json"),
                 include_mem: flag(&query, "include_mem", true),
-                topic_filter: filter.topic.is_some(),
             };
             Action::Submit(Request::Stats(filter), pending)
         }
@@ -197,10 +213,11 @@ pub fn handle(req: &ApiRequest<'_>, ctx: &mut ApiContext) -> Action {
             }),
             Pending::Metrics,
         ),
-        Route::Mpub => publish::pub_many(req, &query, ctx),
         Route::Topic(verb) => topic_admin(verb, &query),
         Route::Channel(verb) => channel_admin(verb, &query),
-        Route::Ping | Route::Info | Route::Pub => unreachable!("answered above"),
+        Route::Ping | Route::Info | Route::Pub | Route::Mpub | Route::Config => {
+            unreachable!("answered above")
+        }
     }
 }
 
@@ -251,40 +268,10 @@ fn channel_admin(verb: &str, q: &Query) -> Action {
     Action::Submit(Request::Admin(op), Pending::Admin)
 }
 
-/// `GET`/`PUT /config/:opt` (spec A.9).
-fn config(req: &ApiRequest<'_>, opt: &str, ctx: &mut ApiContext) -> Action {
-    if req.method == "PUT" {
-        if req.body.is_empty() || req.body.len() as i64 > ctx.options.max_msg_size {
-            return Response::nsq_v1_error(413, "INVALID_VALUE").into();
-        }
-        let value = match opt {
-            "nsqlookupd_tcp_addresses" => match serde_json::from_slice::<Vec<String>>(&req.body) {
-                Ok(addrs) => serde_json::json!(addrs),
-                Err(_) => return Response::nsq_v1_error(400, "INVALID_VALUE").into(),
-            },
-            "log_level" => {
-                let word = String::from_utf8_lossy(&req.body).to_ascii_lowercase();
-                match ["debug", "info", "warn", "error", "fatal"]
-                    .iter()
-                    .position(|l| *l == word.trim())
-                {
-                    Some(i) => serde_json::json!(i + 1),
-                    None => return Response::nsq_v1_error(400, "INVALID_VALUE").into(),
-                }
-            }
-            _ => return Response::nsq_v1_error(400, "INVALID_OPTION").into(),
-        };
-        ctx.config.insert(opt.to_string(), value);
-    }
-    match ctx.config.get(opt) {
-        Some(v) => Response::nsq_v1_json(v).into(),
-        None => Response::nsq_v1_error(400, "INVALID_OPTION").into(),
-    }
-}
-
 /// Turns the broker's answer into the HTTP response.
 pub fn finish(pending: Pending, resp: BrokerResponse, ctx: &ApiContext) -> Response {
     match (pending, resp) {
+        (Pending::Answer(answer), _) => answer,
         (Pending::Publish, BrokerResponse::Published(Ok(_))) => Response::nsq_v1_text("OK"),
         (Pending::Publish, BrokerResponse::Published(Err(_))) => Response::nsq_v1_error(503, "EXITING"),
         (Pending::Admin, BrokerResponse::Admin(Ok(()))) => Response::nsq_v1_empty(),
@@ -298,15 +285,13 @@ pub fn finish(pending: Pending, resp: BrokerResponse, ctx: &ApiContext) -> Respo
             Pending::Stats {
                 json: true,
                 include_mem,
-                topic_filter,
             },
             BrokerResponse::Stats(stats),
-        ) => Response::nsq_v1_json(&render::stats_json(ctx, stats, include_mem, topic_filter)),
+        ) => Response::nsq_v1_json(&render::stats_json(ctx, stats, include_mem)),
         (
             Pending::Stats {
                 json: false,
                 include_mem,
-                ..
             },
             BrokerResponse::Stats(stats),
         ) => {

@@ -1,7 +1,11 @@
 //! `POST /pub` and `POST /mpub` (spec A.4, A.5), with nsqd's checks in nsqd's order.
+//!
+//! nsqd gets (so creates, and registers with lookupd) the topic as soon as its name has passed,
+//! before it looks at `defer` or the messages: a publish refused after that point still leaves
+//! the topic behind, and so does an `/mpub` with nothing in it.
 
 use bytes::Bytes;
-use squall_core::broker::{PubKind, Request};
+use squall_core::broker::{AdminOp, PubKind, Request};
 use squall_core::names::Name;
 
 use super::{Action, ApiContext, ApiRequest, Pending};
@@ -12,6 +16,14 @@ fn topic_of(q: &Query) -> Result<Name, Response> {
         .get("topic")
         .ok_or_else(|| Response::nsq_v1_error(400, "MISSING_ARG_TOPIC"))?;
     Name::new(raw.as_bytes()).ok_or_else(|| Response::nsq_v1_error(400, "INVALID_TOPIC"))
+}
+
+/// Creates `topic` if missing, then answers `answer`.
+fn create_then(topic: Name, answer: Response) -> Action {
+    Action::Submit(
+        Request::Admin(AdminOp::CreateTopic(topic)),
+        Pending::Answer(answer),
+    )
 }
 
 pub(super) fn pub_one(req: &ApiRequest<'_>, ctx: &ApiContext) -> Action {
@@ -33,7 +45,7 @@ pub(super) fn pub_one(req: &ApiRequest<'_>, ctx: &ApiContext) -> Action {
     if let Some(raw) = q.get("defer") {
         match parse_go_int64(raw) {
             Some(v) if (0..=ctx.options.max_req_timeout_ms).contains(&v) => defer_ms = v,
-            _ => return Response::nsq_v1_error(400, "INVALID_DEFER").into(),
+            _ => return create_then(topic, Response::nsq_v1_error(400, "INVALID_DEFER")),
         }
     }
     let kind = if defer_ms > 0 { PubKind::Dpub } else { PubKind::Pub };
@@ -49,16 +61,20 @@ pub(super) fn pub_one(req: &ApiRequest<'_>, ctx: &ApiContext) -> Action {
     )
 }
 
-pub(super) fn pub_many(req: &ApiRequest<'_>, q: &Query, ctx: &ApiContext) -> Action {
-    let topic = match topic_of(q) {
-        Ok(t) => t,
-        Err(r) => return r.into(),
-    };
+pub(super) fn pub_many(req: &ApiRequest<'_>, ctx: &ApiContext) -> Action {
     let max_body = ctx.options.max_body_size.max(0) as usize;
     let max_msg = ctx.options.max_msg_size.max(0) as usize;
+    // nsqd refuses this from the declared length, before it reads the query.
     if req.body.len() > max_body {
         return Response::nsq_v1_error(413, "BODY_TOO_BIG").into();
     }
+    let Ok(q) = parse_query(req.query) else {
+        return Response::nsq_v1_error(400, "INVALID_REQUEST").into();
+    };
+    let topic = match topic_of(&q) {
+        Ok(t) => t,
+        Err(r) => return r.into(),
+    };
     let binary = match q.get("binary") {
         None | Some("false") | Some("0") => false,
         // nsqd treats any other value, even an empty one, as binary.
@@ -71,10 +87,10 @@ pub(super) fn pub_many(req: &ApiRequest<'_>, q: &Query, ctx: &ApiContext) -> Act
     };
     let bodies = match bodies {
         Ok(b) => b,
-        Err(r) => return r.into(),
+        Err(r) => return create_then(topic, r),
     };
     if bodies.is_empty() {
-        return Response::nsq_v1_text("OK").into();
+        return create_then(topic, Response::nsq_v1_text("OK"));
     }
     Action::Submit(
         Request::Publish {

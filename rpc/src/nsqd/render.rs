@@ -111,8 +111,9 @@ pub struct StatsJson {
     producers: Option<Vec<ClientStats>>,
 }
 
-pub fn stats_json(ctx: &ApiContext, stats: ShardStats, include_mem: bool, topic_filter: bool) -> StatsJson {
-    let topics = if topic_filter && stats.topics.is_empty() {
+pub fn stats_json(ctx: &ApiContext, stats: ShardStats, include_mem: bool) -> StatsJson {
+    // `[]` when a channel filter leaves nothing of a topic nsqd has.
+    let topics = if stats.topic_missing {
         None
     } else {
         Some(stats.topics)
