@@ -7,7 +7,8 @@
 //! - `transport`: a connection's TLS / snappy / deflate layers, which `engine` applies between
 //!   the runtime's bytes and the broker's.
 //! - `tls`: the TLS server configuration from nsqd's `--tls-*` flags.
-//! - `lookup_loop`: squalld's registration with nsqlookupd (one thread per lookupd, off the shards).
+//! - `lookup_loop`: squalld's registration with nsqlookupd (one thread per lookupd, off the shards),
+//!   and the channels a new topic starts with (one more thread asking lookupd's HTTP API).
 //! - `statsd`: nsqd's statsd push (a thread off the shards that reads the node's own HTTP API).
 //! - `bin/squalld.rs`: the nsqd drop-in: flags, logging, signals.
 //! - `lookupd`: the nsqlookupd drop-in's engine and flags; `bin/squall-lookupd.rs` is its entry.
@@ -100,7 +101,8 @@ pub struct NodeConfig {
     pub auth_http_addresses: Vec<String>,
     /// `--auth-http-request-method=post`: the query is a JSON POST instead of a GET.
     pub auth_http_post: bool,
-    /// `--http-client-connect-timeout` / `--http-client-request-timeout`, for auth queries.
+    /// `--http-client-connect-timeout` / `--http-client-request-timeout`, for auth queries and
+    /// lookupd's `/channels`.
     pub http_client_connect_timeout_ms: u64,
     pub http_client_request_timeout_ms: u64,
     /// Ports IDENTIFY reports to lookupd; 0: the port actually listened on.
@@ -195,7 +197,11 @@ impl Node {
                 &config.disk,
             ));
         }
-        let lookup = LookupLoop::new(shards, config.lookupd_tcp_addresses.clone());
+        let http_timeouts = http_client::HttpTimeouts {
+            connect: Duration::from_millis(config.http_client_connect_timeout_ms),
+            request: Duration::from_millis(config.http_client_request_timeout_ms),
+        };
+        let lookup = LookupLoop::new(shards, config.lookupd_tcp_addresses.clone(), http_timeouts);
         let mut listeners = vec![config.tcp_address];
         let mut numbered = engine::Listeners::default();
         if let Some(addr) = config.http_address {
@@ -223,10 +229,7 @@ impl Node {
                 auth::AuthClient::start(
                     config.auth_http_addresses.clone(),
                     config.auth_http_post,
-                    http_client::HttpTimeouts {
-                        connect: Duration::from_millis(config.http_client_connect_timeout_ms),
-                        request: Duration::from_millis(config.http_client_request_timeout_ms),
-                    },
+                    http_timeouts,
                 )
             }),
             listeners: numbered,
@@ -267,14 +270,6 @@ impl Node {
             hostname: config.hostname.clone(),
             http_port: or_real(config.broadcast_http_port, http_address.map(|a| a.port())),
             tcp_port: or_real(config.broadcast_tcp_port, Some(tcp_address.port())),
-            api: http_address.map(|a| {
-                // Reach a wildcard listener through loopback.
-                if a.ip().is_unspecified() {
-                    std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), a.port())
-                } else {
-                    a
-                }
-            }),
         });
         let statsd = match (&config.statsd_address, http_address) {
             (None, _) => None,
