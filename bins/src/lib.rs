@@ -105,15 +105,19 @@ pub struct NodeConfig {
     /// lookupd's `/channels`.
     pub http_client_connect_timeout_ms: u64,
     pub http_client_request_timeout_ms: u64,
-    /// Ports IDENTIFY reports to lookupd; 0: the port actually listened on.
+    /// Ports IDENTIFY reports to lookupd; 0: the port actually listened on (nsqd replaces 0
+    /// with it once listening, for IDENTIFY, `/config/:opt` and the statsd prefix).
     pub broadcast_tcp_port: u16,
     pub broadcast_http_port: u16,
-    /// `/config/:opt` values, as nsqd renders them.
+    /// `/config/:opt` values, as nsqd renders them. `broadcast_tcp_port`,
+    /// `broadcast_http_port` and `statsd_prefix`, where present, are replaced by their values
+    /// once the node listens.
     pub config_values: BTreeMap<String, serde_json::Value>,
     /// statsd's UDP `host:port` (`--statsd-address`); `None` turns statsd off. statsd reads
     /// the stats from the node's HTTP API, so it also needs `http_address`.
     pub statsd_address: Option<String>,
-    /// `--statsd-prefix` with `%s` already expanded (and ending in `.` unless empty).
+    /// `--statsd-prefix` as given: `%s` is expanded once the HTTP port is known
+    /// (`statsd::expand_prefix`).
     pub statsd_prefix: String,
     pub statsd_interval_ms: u64,
     pub statsd_mem_stats: bool,
@@ -261,15 +265,33 @@ impl Node {
         let https_address = numbered.https.map(|i| handle.local_addrs()[i]);
         let _ = https_port.set(https_address.map_or(0, |a| a.port()));
         let grpc_address = numbered.grpc.map(|i| handle.local_addrs()[i]);
+        // nsqd: a broadcast port of 0 is the port listened on (0 with no HTTP listener).
         let or_real = |port: u16, real: Option<u16>| match port {
             0 => real.map_or(0, i64::from),
             p => i64::from(p),
         };
+        let broadcast_http_port = or_real(config.broadcast_http_port, http_address.map(|a| a.port()));
+        let broadcast_tcp_port = or_real(config.broadcast_tcp_port, Some(tcp_address.port()));
+        let statsd_prefix = statsd::expand_prefix(
+            &config.statsd_prefix,
+            &config.broadcast_address,
+            broadcast_http_port,
+        );
+        let mut config_values = config.config_values;
+        for (key, value) in [
+            ("broadcast_tcp_port", serde_json::json!(broadcast_tcp_port)),
+            ("broadcast_http_port", serde_json::json!(broadcast_http_port)),
+            ("statsd_prefix", serde_json::json!(statsd_prefix)),
+        ] {
+            if let Some(v) = config_values.get_mut(key) {
+                *v = value;
+            }
+        }
         lookup.start(lookup_loop::Identity {
             broadcast_address: config.broadcast_address.clone(),
             hostname: config.hostname.clone(),
-            http_port: or_real(config.broadcast_http_port, http_address.map(|a| a.port())),
-            tcp_port: or_real(config.broadcast_tcp_port, Some(tcp_address.port())),
+            http_port: broadcast_http_port,
+            tcp_port: broadcast_tcp_port,
         });
         let statsd = match (&config.statsd_address, http_address) {
             (None, _) => None,
@@ -280,7 +302,7 @@ impl Node {
             (Some(address), Some(http)) => Some(statsd::Statsd::start(
                 statsd::StatsdConfig {
                     address: address.clone(),
-                    prefix: config.statsd_prefix.clone(),
+                    prefix: statsd_prefix,
                     interval: Duration::from_millis(config.statsd_interval_ms),
                     mem_stats: config.statsd_mem_stats,
                     udp_packet_size: config.statsd_udp_packet_size,
@@ -298,7 +320,7 @@ impl Node {
             start_time: start_time.as_secs() as i64,
             started: Instant::now(),
             health: "OK".to_string(),
-            config: config.config_values,
+            config: config_values,
         });
         Ok(Node {
             handle,
