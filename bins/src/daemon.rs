@@ -2,7 +2,7 @@
 //! values nsqd's HTTP API reports.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -11,11 +11,13 @@ use serde_json::{json, Value};
 use crate::config::{DaemonConfig, TlsMinVersion, TlsRequired};
 use crate::{DiskOptions, NodeConfig};
 
+/// A listen address as nsqd takes it (`host:port` or `:port`); nsqd would take anything
+/// without a port as a Unix socket path.
 fn resolve(flag: &str, addr: &str) -> anyhow::Result<SocketAddr> {
-    addr.to_socket_addrs()
-        .with_context(|| format!("invalid {flag} {addr:?} (Unix socket paths are not supported yet)"))?
-        .next()
-        .with_context(|| format!("{flag} {addr:?} resolves to no address"))
+    if !addr.contains(':') {
+        anyhow::bail!("invalid {flag} {addr:?} (Unix socket paths are not supported yet)");
+    }
+    crate::config::preflight::resolve_listen(addr, flag)
 }
 
 pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeConfig> {

@@ -381,13 +381,12 @@ impl Node {
     }
 }
 
-/// The address to reach a listener bound to `addr` from this host (a wildcard becomes loopback).
+/// The address to reach a listener bound to `addr` from this host: a wildcard becomes IPv4
+/// loopback, which a dual-stack `[::]` listener takes too (and `::1` may not be configured).
 fn loopback(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
-        }
-        _ => addr,
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
     }
 }
