@@ -2,7 +2,7 @@
 //! values nsqd's HTTP API reports.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -11,11 +11,13 @@ use serde_json::{json, Value};
 use crate::config::{DaemonConfig, TlsMinVersion, TlsRequired};
 use crate::{DiskOptions, NodeConfig};
 
+/// A listen address as nsqd takes it (`host:port` or `:port`); nsqd would take anything
+/// without a port as a Unix socket path.
 fn resolve(flag: &str, addr: &str) -> anyhow::Result<SocketAddr> {
-    addr.to_socket_addrs()
-        .with_context(|| format!("invalid {flag} {addr:?} (Unix socket paths are not supported yet)"))?
-        .next()
-        .with_context(|| format!("{flag} {addr:?} resolves to no address"))
+    if !addr.contains(':') {
+        anyhow::bail!("invalid {flag} {addr:?} (Unix socket paths are not supported yet)");
+    }
+    crate::config::preflight::resolve_listen(addr, flag)
 }
 
 pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeConfig> {
@@ -75,7 +77,7 @@ pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeCo
         broadcast_http_port: c.broadcast_http_port,
         config_values: config_values(c),
         statsd_address: (!c.statsd_address.is_empty()).then(|| c.statsd_address.clone()),
-        statsd_prefix: statsd_prefix(c),
+        statsd_prefix: c.statsd_prefix.clone(),
         statsd_interval_ms: c.statsd_interval_ms.max(1) as u64,
         statsd_mem_stats: c.statsd_mem_stats,
         statsd_udp_packet_size: c.statsd_udp_packet_size.max(1) as usize,
@@ -85,19 +87,10 @@ pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeCo
 
 const NS_PER_MS: i64 = 1_000_000;
 
-/// `--statsd-prefix` with `%s` replaced by `<broadcast_address>_<broadcast_http_port>` (`.` and
-/// `:` turned into `_`), plus a trailing `.` if missing (spec A.10).
-fn statsd_prefix(c: &DaemonConfig) -> String {
-    let host = format!("{}_{}", c.broadcast_address, c.broadcast_http_port).replace(['.', ':'], "_");
-    let mut p = c.statsd_prefix.replace("%s", &host);
-    if !p.is_empty() && !p.ends_with('.') {
-        p.push('.');
-    }
-    p
-}
-
 /// Every option `GET /config/:opt` can read, by nsqd's config name, rendered as nsqd renders
 /// it: durations in nanoseconds, `log_level` and `tls_min_version` as numbers (spec A.9).
+/// `broadcast_tcp_port`, `broadcast_http_port` and `statsd_prefix` are as given here; the node
+/// fills in the real ports once it listens (`Node::start`).
 pub fn config_values(c: &DaemonConfig) -> BTreeMap<String, Value> {
     let o = &c.options;
     let log_level = ["debug", "info", "warn", "error", "fatal"]
@@ -115,7 +108,6 @@ pub fn config_values(c: &DaemonConfig) -> BTreeMap<String, Value> {
         TlsRequired::RequiredExceptHttp => 1,
         TlsRequired::Required => 2,
     };
-    let statsd_prefix = statsd_prefix(c);
     let pairs: Vec<(&str, Value)> = vec![
         ("id", json!(o.node_id)),
         ("log_level", json!(log_level)),
@@ -171,7 +163,7 @@ pub fn config_values(c: &DaemonConfig) -> BTreeMap<String, Value> {
         ),
         ("max_channel_consumers", json!(o.max_channel_consumers)),
         ("statsd_address", json!(c.statsd_address)),
-        ("statsd_prefix", json!(statsd_prefix)),
+        ("statsd_prefix", json!(c.statsd_prefix)),
         ("statsd_interval", json!(c.statsd_interval_ms * NS_PER_MS)),
         ("statsd_mem_stats", json!(c.statsd_mem_stats)),
         ("statsd_udp_packet_size", json!(c.statsd_udp_packet_size)),

@@ -210,6 +210,9 @@ impl NsqEngine {
         if let Some(make) = &shared.backends {
             broker.set_backend_factory(make());
         }
+        if let Some(lookup) = &shared.lookup {
+            broker.set_lookupd_known(lookup.lookupd_known());
+        }
         let mut http = HttpFront::new(shared.api.clone(), shared.options.max_body_size.max(0) as usize);
         http.set_tls_policy(shared.http_tls.clone());
         let transports = Transports {
@@ -646,6 +649,9 @@ impl Engine for NsqEngine {
         if let Some(lookup) = &self.shared.lookup {
             if let Some(registry) = self.broker.take_registry() {
                 lookup.update(self.shard, registry);
+            }
+            if let (true, Some(remote)) = (self.broker.has_channel_queries(), &self.remote) {
+                lookup.query_channels(self.broker.take_channel_queries(), remote);
             }
         }
     }

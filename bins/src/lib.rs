@@ -7,7 +7,8 @@
 //! - `transport`: a connection's TLS / snappy / deflate layers, which `engine` applies between
 //!   the runtime's bytes and the broker's.
 //! - `tls`: the TLS server configuration from nsqd's `--tls-*` flags.
-//! - `lookup_loop`: squalld's registration with nsqlookupd (one thread per lookupd, off the shards).
+//! - `lookup_loop`: squalld's registration with nsqlookupd (one thread per lookupd, off the shards),
+//!   and the channels a new topic starts with (one more thread asking lookupd's HTTP API).
 //! - `statsd`: nsqd's statsd push (a thread off the shards that reads the node's own HTTP API).
 //! - `bin/squalld.rs`: the nsqd drop-in: flags, logging, signals.
 //! - `lookupd`: the nsqlookupd drop-in's engine and flags; `bin/squall-lookupd.rs` is its entry.
@@ -100,18 +101,23 @@ pub struct NodeConfig {
     pub auth_http_addresses: Vec<String>,
     /// `--auth-http-request-method=post`: the query is a JSON POST instead of a GET.
     pub auth_http_post: bool,
-    /// `--http-client-connect-timeout` / `--http-client-request-timeout`, for auth queries.
+    /// `--http-client-connect-timeout` / `--http-client-request-timeout`, for auth queries and
+    /// lookupd's `/channels`.
     pub http_client_connect_timeout_ms: u64,
     pub http_client_request_timeout_ms: u64,
-    /// Ports IDENTIFY reports to lookupd; 0: the port actually listened on.
+    /// Ports IDENTIFY reports to lookupd; 0: the port actually listened on (nsqd replaces 0
+    /// with it once listening, for IDENTIFY, `/config/:opt` and the statsd prefix).
     pub broadcast_tcp_port: u16,
     pub broadcast_http_port: u16,
-    /// `/config/:opt` values, as nsqd renders them.
+    /// `/config/:opt` values, as nsqd renders them. `broadcast_tcp_port`,
+    /// `broadcast_http_port` and `statsd_prefix`, where present, are replaced by their values
+    /// once the node listens.
     pub config_values: BTreeMap<String, serde_json::Value>,
     /// statsd's UDP `host:port` (`--statsd-address`); `None` turns statsd off. statsd reads
     /// the stats from the node's HTTP API, so it also needs `http_address`.
     pub statsd_address: Option<String>,
-    /// `--statsd-prefix` with `%s` already expanded (and ending in `.` unless empty).
+    /// `--statsd-prefix` as given: `%s` is expanded once the HTTP port is known
+    /// (`statsd::expand_prefix`).
     pub statsd_prefix: String,
     pub statsd_interval_ms: u64,
     pub statsd_mem_stats: bool,
@@ -208,7 +214,11 @@ impl Node {
                 &config.disk,
             ));
         }
-        let lookup = LookupLoop::new(shards, config.lookupd_tcp_addresses.clone());
+        let http_timeouts = http_client::HttpTimeouts {
+            connect: Duration::from_millis(config.http_client_connect_timeout_ms),
+            request: Duration::from_millis(config.http_client_request_timeout_ms),
+        };
+        let lookup = LookupLoop::new(shards, config.lookupd_tcp_addresses.clone(), http_timeouts);
         let mut listeners = vec![config.tcp_address];
         let mut numbered = engine::Listeners::default();
         if let Some(addr) = config.http_address {
@@ -236,10 +246,7 @@ impl Node {
                 auth::AuthClient::start(
                     config.auth_http_addresses.clone(),
                     config.auth_http_post,
-                    http_client::HttpTimeouts {
-                        connect: Duration::from_millis(config.http_client_connect_timeout_ms),
-                        request: Duration::from_millis(config.http_client_request_timeout_ms),
-                    },
+                    http_timeouts,
                 )
             }),
             listeners: numbered,
@@ -271,23 +278,33 @@ impl Node {
         let https_address = numbered.https.map(|i| handle.local_addrs()[i]);
         let _ = https_port.set(https_address.map_or(0, |a| a.port()));
         let grpc_address = numbered.grpc.map(|i| handle.local_addrs()[i]);
+        // nsqd: a broadcast port of 0 is the port listened on (0 with no HTTP listener).
         let or_real = |port: u16, real: Option<u16>| match port {
             0 => real.map_or(0, i64::from),
             p => i64::from(p),
         };
+        let broadcast_http_port = or_real(config.broadcast_http_port, http_address.map(|a| a.port()));
+        let broadcast_tcp_port = or_real(config.broadcast_tcp_port, Some(tcp_address.port()));
+        let statsd_prefix = statsd::expand_prefix(
+            &config.statsd_prefix,
+            &config.broadcast_address,
+            broadcast_http_port,
+        );
+        let mut config_values = config.config_values;
+        for (key, value) in [
+            ("broadcast_tcp_port", serde_json::json!(broadcast_tcp_port)),
+            ("broadcast_http_port", serde_json::json!(broadcast_http_port)),
+            ("statsd_prefix", serde_json::json!(statsd_prefix)),
+        ] {
+            if let Some(v) = config_values.get_mut(key) {
+                *v = value;
+            }
+        }
         lookup.start(lookup_loop::Identity {
             broadcast_address: config.broadcast_address.clone(),
             hostname: config.hostname.clone(),
-            http_port: or_real(config.broadcast_http_port, http_address.map(|a| a.port())),
-            tcp_port: or_real(config.broadcast_tcp_port, Some(tcp_address.port())),
-            api: http_address.map(|a| {
-                // Reach a wildcard listener through loopback.
-                if a.ip().is_unspecified() {
-                    std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), a.port())
-                } else {
-                    a
-                }
-            }),
+            http_port: broadcast_http_port,
+            tcp_port: broadcast_tcp_port,
         });
         let statsd = match (&config.statsd_address, http_address) {
             (None, _) => None,
@@ -298,7 +315,7 @@ impl Node {
             (Some(address), Some(http)) => Some(statsd::Statsd::start(
                 statsd::StatsdConfig {
                     address: address.clone(),
-                    prefix: config.statsd_prefix.clone(),
+                    prefix: statsd_prefix,
                     interval: Duration::from_millis(config.statsd_interval_ms),
                     mem_stats: config.statsd_mem_stats,
                     udp_packet_size: config.statsd_udp_packet_size,
@@ -316,7 +333,7 @@ impl Node {
             start_time: start_time.as_secs() as i64,
             started: Instant::now(),
             health: "OK".to_string(),
-            config: ConfigValues::new(config.config_values, Some(config_hook(lookup.clone()))),
+            config: ConfigValues::new(config_values, Some(config_hook(lookup.clone()))),
         });
         Ok(Node {
             handle,
@@ -377,13 +394,12 @@ impl Node {
     }
 }
 
-/// The address to reach a listener bound to `addr` from this host (a wildcard becomes loopback).
+/// The address to reach a listener bound to `addr` from this host: a wildcard becomes IPv4
+/// loopback, which a dual-stack `[::]` listener takes too (and `::1` may not be configured).
 fn loopback(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
-        }
-        _ => addr,
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
     }
 }

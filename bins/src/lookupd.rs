@@ -18,7 +18,9 @@ mod config;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
+
+use crate::config::preflight::resolve_listen;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -101,23 +103,6 @@ impl LookupdStart {
             logger: Logger::new(&config.log_prefix, config.log_level),
         })
     }
-}
-
-/// Go's `net.Listen("tcp", addr)` forms: `host:port`, `:port` (all interfaces) and `""`
-/// (all interfaces, any port).
-fn resolve_listen(addr: &str, flag: &str) -> anyhow::Result<SocketAddr> {
-    use anyhow::Context;
-    let full = if addr.is_empty() {
-        "0.0.0.0:0".to_string()
-    } else if addr.starts_with(':') {
-        format!("0.0.0.0{addr}")
-    } else {
-        addr.to_string()
-    };
-    full.to_socket_addrs()
-        .with_context(|| format!("invalid {flag} {addr:?}"))?
-        .next()
-        .with_context(|| format!("{flag} {addr:?} resolves to no address"))
 }
 
 /// A running lookupd.

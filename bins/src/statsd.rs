@@ -37,6 +37,22 @@ pub struct StatsdConfig {
     pub exclude_ephemeral: bool,
 }
 
+/// nsqd's prefix: `--statsd-prefix` with `%s` replaced by `<broadcast address>:<broadcast HTTP
+/// port>` (joined as Go's `net.JoinHostPort`, so an IPv6 address is bracketed) with `.` and `:`
+/// turned into `_`, plus a trailing `.` if missing (spec A.10).
+pub fn expand_prefix(prefix: &str, broadcast_address: &str, http_port: i64) -> String {
+    let host = if broadcast_address.contains(':') {
+        format!("[{broadcast_address}]:{http_port}")
+    } else {
+        format!("{broadcast_address}:{http_port}")
+    };
+    let mut p = prefix.replace("%s", &host.replace(['.', ':'], "_"));
+    if !p.is_empty() && !p.ends_with('.') {
+        p.push('.');
+    }
+    p
+}
+
 /// The running statsd thread; dropping it stops the thread.
 pub struct Statsd {
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -287,6 +303,16 @@ fn send(address: &str, lines: &[String], max: usize) -> io::Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_prefix_names_the_host_as_nsqd_does() {
+        assert_eq!(expand_prefix("nsq.%s", "127.0.0.1", 4151), "nsq.127_0_0_1_4151.");
+        assert_eq!(expand_prefix("nsq.%s.", "h.example", 0), "nsq.h_example_0.");
+        // Go's net.JoinHostPort brackets an IPv6 address; the brackets stay.
+        assert_eq!(expand_prefix("nsq.%s", "::1", 4151), "nsq.[__1]_4151.");
+        assert_eq!(expand_prefix("plain", "h", 1), "plain.");
+        assert_eq!(expand_prefix("", "h", 1), "");
+    }
 
     fn config() -> StatsdConfig {
         StatsdConfig {

@@ -1,7 +1,8 @@
 //! The built binaries start the way an operator expects: a `--config` file's values take effect
 //! and flags override them; bad input (unknown key, unwritable data path, port in use) is one
 //! line and a non-zero exit before anything listens; `--version` works everywhere; the log level
-//! filters nsqd-shaped log lines; HTTP requests are logged as nsqd logs them.
+//! filters nsqd-shaped log lines; HTTP requests are logged as nsqd logs them; broadcast ports
+//! left at 0 are the real ports.
 //!
 //! Every daemon runs on loopback with port 0 (the log lines say which port it got), in its own
 //! temp directory, and every wait is bounded.
@@ -251,6 +252,64 @@ fn config_file_values_take_effect_and_flags_override_them() {
     assert_eq!(http_get(http, "/config/max_rdy_count"), "7");
     assert_eq!(http_get(http, "/config/max_msg_size"), "2048");
     let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+}
+
+/// nsqd replaces a broadcast port of 0 with the port it listens on, in `/config/:opt`, in the
+/// statsd prefix and in what it tells lookupd; the listen addresses stay as given.
+#[test]
+fn broadcast_ports_are_the_real_ones() {
+    let tmp = TempDir::new("ports");
+    let mut lookupd = Daemon::spawn(
+        LOOKUPD,
+        &[
+            "--tcp-address=127.0.0.1:0",
+            "--http-address=127.0.0.1:0",
+            "--broadcast-address=127.0.0.1",
+        ],
+    );
+    let lookupd_tcp = lookupd.listening("TCP").to_string();
+    let lookupd_http = lookupd.listening("HTTP");
+    let data = tmp.path();
+    let args = squalld_args(
+        &data,
+        &[
+            "--grpc-address=",
+            "--broadcast-address=127.0.0.1",
+            "--lookupd-tcp-address",
+            &lookupd_tcp,
+        ],
+    );
+    let mut d = Daemon::spawn(SQUALLD, &strs(&args));
+    let tcp = d.listening("TCP").port();
+    let http = d.listening("HTTP");
+    assert_eq!(http_get(http, "/config/broadcast_tcp_port"), tcp.to_string());
+    assert_eq!(
+        http_get(http, "/config/broadcast_http_port"),
+        http.port().to_string()
+    );
+    // (nsqd writes a string option bare, without JSON quotes.)
+    let text = |opt: &str| {
+        http_get(http, &format!("/config/{opt}"))
+            .trim_matches('"')
+            .to_string()
+    };
+    assert_eq!(text("statsd_prefix"), format!("nsq.127_0_0_1_{}.", http.port()));
+    assert_eq!(text("tcp_address"), "127.0.0.1:0");
+    let deadline = Instant::now() + WAIT;
+    let node = loop {
+        let nodes: serde_json::Value = serde_json::from_str(&http_get(lookupd_http, "/nodes")).unwrap();
+        if let Some(node) = nodes["producers"].as_array().and_then(|p| p.first()) {
+            break node.clone();
+        }
+        assert!(Instant::now() < deadline, "squalld never registered with lookupd");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(node["tcp_port"], tcp);
+    assert_eq!(node["http_port"], http.port());
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+    let (status, _) = lookupd.stop();
     assert!(status.success(), "{status}");
 }
 

@@ -2,8 +2,11 @@
 //! squall-lookupd's `/lookup` with their ports, their channels in `/channels`; a stopped node
 //! disappears; a restarted lookupd is re-registered with; `PUT /config/nsqlookupd_tcp_addresses`
 //! swaps peers; an HTTP publish refused after its topic name was read still registers the topic;
-//! the bytes on the wire are nsqd 1.3.0's; and a lookupd that never answers does not slow
-//! publishing down. Every wait is bounded.
+//! the bytes on the wire are nsqd 1.3.0's; a lookupd that never answers does not slow publishing
+//! down; and a new topic starts with every channel lookupd knows for it, HTTP API or not. Every
+//! wait is bounded.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -304,7 +307,9 @@ impl FakeLookupd {
                 r#"{{"broadcast_address":"localhost","hostname":"localhost","http_port":{http},"tcp_port":{tcp},"version":"1.3.0"}}"#
             )
         );
-        self.respond(br#"{"broadcast_address":"lookupd.test","hostname":"lh","http_port":4161,"tcp_port":4160,"version":"1.3.0"}"#);
+        // HTTP port 1 refuses at once: the node's `/channels` queries find nothing (4161 may
+        // be a real lookupd on this host, whose channels would add REGISTERs).
+        self.respond(br#"{"broadcast_address":"lookupd.test","hostname":"lh","http_port":1,"tcp_port":4160,"version":"1.3.0"}"#);
     }
 
     fn expect(&mut self, line: &str) {
@@ -414,4 +419,105 @@ fn a_new_topic_gets_the_channels_lookupd_knows() {
     assert_eq!(names, vec!["archive"], "ephemeral channels are not pre-created");
     stop_node(b);
     stop_node(a);
+}
+
+/// Waits until `node` is among lookupd's `/nodes`, so it knows the lookupd's HTTP address.
+fn wait_registered(lookupd: &Lookupd, node: &Node) {
+    wait_for("the node to identify with lookupd", || {
+        let (_, body) = http(lookupd.http_address(), "GET", "/nodes", "");
+        body.contains(&format!("\"tcp_port\":{}", node.tcp_address().port()))
+    });
+}
+
+/// `/stats`' channels of `topic` on `node`, as (name, depth), sorted by name.
+fn channel_depths(node: &Node, topic: &str) -> Vec<(String, i64)> {
+    let (_, body) = http(
+        node.http_address().unwrap(),
+        "GET",
+        &format!("/stats?format=json&topic={topic}"),
+        "",
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let mut out: Vec<(String, i64)> = v["topics"][0]["channels"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    (
+                        c["channel_name"].as_str().unwrap().to_string(),
+                        c["depth"].as_i64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Every channel lookupd knows exists before the new topic hands its first message to any of
+/// them, so each gets a copy (nsqd creates them all before the topic starts pumping).
+#[test]
+fn every_channel_lookupd_knows_gets_the_first_message() {
+    let lookupd = start_lookupd(LookupdStart::for_tests()).expect("lookupd starts");
+    for c in ["a", "b", "c", "d"] {
+        let (status, body) = http(
+            lookupd.http_address(),
+            "POST",
+            &format!("/channel/create?topic=fan&channel={c}"),
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let node = start_node(Some(&lookupd));
+    wait_registered(&lookupd, &node);
+    publish(&node, "fan", "first");
+    let want: Vec<(String, i64)> = ["a", "b", "c", "d"].iter().map(|c| (c.to_string(), 1)).collect();
+    let mut last = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while last != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        last = channel_depths(&node, "fan");
+    }
+    assert_eq!(last, want, "the channels' depths after one publish");
+    stop_node(node);
+    lookupd.shutdown();
+    lookupd.join().unwrap();
+}
+
+/// Without the HTTP API the channels are pre-created all the same: a message published before
+/// any consumer connects reaches each channel lookupd knows, not only the first one subscribed.
+#[test]
+fn channels_are_pre_created_without_the_http_api() {
+    let lookupd = start_lookupd(LookupdStart::for_tests()).expect("lookupd starts");
+    for c in ["a", "b"] {
+        let (status, body) = http(
+            lookupd.http_address(),
+            "POST",
+            &format!("/channel/create?topic=nohttp&channel={c}"),
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut config = NodeConfig::for_tests(Options::default());
+    config.http_address = None;
+    // lookupd refuses an IDENTIFY without an HTTP port (nsqd's too): one served elsewhere.
+    config.broadcast_http_port = 4151;
+    config.lookupd_tcp_addresses = vec![lookupd.tcp_address().to_string()];
+    let node = Node::start(config).expect("node starts");
+    wait_registered(&lookupd, &node);
+
+    let mut producer = common::Client::connect(node.tcp_address());
+    producer.publish("nohttp", b"for every channel");
+    producer.expect_ok();
+    for c in ["a", "b"] {
+        let mut consumer = common::Client::connect(node.tcp_address());
+        consumer.sub("nohttp", c);
+        consumer.cmd("RDY 1");
+        let msg = consumer.read_message();
+        assert_eq!(msg.body, b"for every channel", "channel {c}");
+    }
+    stop_node(node);
+    lookupd.shutdown();
+    lookupd.join().unwrap();
 }

@@ -56,7 +56,8 @@
 //! - `ring/` — the io_uring wrapper (`mod.rs`), op tags and lifecycles of connection ops and
 //!   engine fsyncs (`op.rs`), the provided-buffer ring (`buffers.rs`).
 //! - `connection.rs` — input, output queue and op state of one socket.
-//! - `listener.rs` — SO_REUSEPORT listening sockets.
+//! - `listener.rs` — SO_REUSEPORT listening sockets; wildcards bind dual-stack, as Go's
+//!   `net.Listen` ([`listen_address`]).
 //! - `mailbox.rs` — the N×N lane mesh and the sleep/wake doorbells.
 //! - `remote.rs` — [`Remote`]: messages into a shard from threads outside the runtime.
 //! - `sync.rs` — the atomics and lane queue the mailbox uses, swapped for loom's under
@@ -91,6 +92,7 @@ use bytes::BytesMut;
 pub use engine::Engine;
 pub use error::StartError;
 pub use io::{Io, RuntimeStats};
+pub use listener::listen_address;
 pub use remote::Remote;
 pub use ring::RingFlags;
 pub use runtime::{Runtime, RuntimeConfig, RuntimeHandle};

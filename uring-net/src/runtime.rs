@@ -27,7 +27,8 @@ pub struct RuntimeConfig {
     /// Number of shards (threads), at least 1.
     pub shards: usize,
     /// Each shard listens on each address (SO_REUSEPORT); port 0 = pick one, the same port on
-    /// every shard.
+    /// every shard. `0.0.0.0` binds a dual-stack `[::]` where the host has IPv6
+    /// ([`crate::listen_address`]); `RuntimeHandle::local_addrs` reports what was bound.
     pub listeners: Vec<SocketAddr>,
     /// Pin shard `i` to the `i % n`-th CPU this process may run on.
     pub pin_threads: bool,

@@ -3,7 +3,7 @@
 //! accepted a connection.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
@@ -29,8 +29,28 @@ pub fn check_data_path(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A listen address in the forms Go's `net.Listen("tcp", addr)` takes: `host:port`, `:port`
+/// and `""` (all interfaces: `0.0.0.0`, which the listener binds dual-stack where it can).
+pub fn resolve_listen(addr: &str, flag: &str) -> anyhow::Result<SocketAddr> {
+    use anyhow::Context;
+    let full = if addr.is_empty() {
+        "0.0.0.0:0".to_string()
+    } else if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    full.to_socket_addrs()
+        .with_context(|| format!("invalid {flag} {addr:?}"))?
+        .next()
+        .with_context(|| format!("{flag} {addr:?} resolves to no address"))
+}
+
 /// The address must be free to listen on. Port 0 always is. A port taken between this check
 /// and the real listen still fails the start, with a less precise message.
+///
+/// The probe binds what the listener will (`listen_address`: `0.0.0.0` is a dual-stack `[::]`
+/// where the host has IPv6, so a port held over IPv6 only is refused too).
 ///
 /// The probe binds without listening, so no client can ever connect to it, with the options
 /// the shards' listeners use: `SO_REUSEADDR` (a port in TIME_WAIT is free) and `SO_REUSEPORT`.
@@ -42,7 +62,8 @@ pub fn check_listen(flag: &str, addr: SocketAddr) -> Result<(), String> {
     if addr.port() == 0 {
         return Ok(());
     }
-    bind_probe(addr).map_err(|e| format!("listen ({addr}) failed - {e} (--{flag})"))
+    bind_probe(squall_uring_net::listen_address(addr))
+        .map_err(|e| format!("listen ({addr}) failed - {e} (--{flag})"))
 }
 
 fn bind_probe(addr: SocketAddr) -> io::Result<()> {
@@ -83,6 +104,23 @@ fn bind_probe(addr: SocketAddr) -> io::Result<()> {
     };
     if rc != 0 {
         return Err(io::Error::last_os_error());
+    }
+    if let SocketAddr::V6(a) = addr {
+        // As the listener: only the wildcard takes IPv4 connections as well.
+        let v6_only = libc::c_int::from(!a.ip().is_unspecified());
+        // SAFETY: as above.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                (&v6_only as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
     // SAFETY: each arm passes a pointer to a live, fully initialised sockaddr of the length given.
     let rc = unsafe {
@@ -166,5 +204,32 @@ mod tests {
             let err = check_listen("http-address", taken6.local_addr().unwrap()).unwrap_err();
             assert!(err.contains("(--http-address)"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_ipv4_wildcard_is_checked_as_the_listener_binds_it() {
+        let wildcard = |port| SocketAddr::from(([0, 0, 0, 0], port));
+        // Hosts without IPv6 bind 0.0.0.0 itself: nothing more to see.
+        if !squall_uring_net::listen_address(wildcard(1)).is_ipv6() {
+            return;
+        }
+        // Held over IPv6 only: free for an IPv4 socket, not for the dual-stack listener.
+        let taken6 = TcpListener::bind("[::1]:0").unwrap();
+        let port = taken6.local_addr().unwrap().port();
+        let err = check_listen("tcp-address", wildcard(port)).unwrap_err();
+        assert!(
+            err.starts_with(&format!("listen (0.0.0.0:{port}) failed - ")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn listen_addresses_take_gos_forms() {
+        let r = |a: &str| resolve_listen(a, "--tcp-address").map_err(|e| e.to_string());
+        assert_eq!(r(":4150"), Ok(SocketAddr::from(([0, 0, 0, 0], 4150))));
+        assert_eq!(r(""), Ok(SocketAddr::from(([0, 0, 0, 0], 0))));
+        assert_eq!(r("127.0.0.1:1"), Ok(SocketAddr::from(([127, 0, 0, 1], 1))));
+        assert_eq!(r("[::1]:2"), Ok("[::1]:2".parse().unwrap()));
+        assert!(r("nohost:").is_err());
     }
 }

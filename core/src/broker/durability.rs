@@ -483,7 +483,7 @@ impl<D: Send + 'static> Broker<D> {
             .iter()
             .filter(|t| super::shard_for_topic(&t.name, shards) == shard)
         {
-            let tkey = self.topic_key_or_create(t.name);
+            let tkey = self.topic_key_or_create_as(t.name, false);
             self.topics[tkey].paused = t.paused;
             for &(c, paused) in &t.channels {
                 let ch = self.channel_key_or_create(tkey, c);

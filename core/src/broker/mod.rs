@@ -10,6 +10,7 @@ mod admin;
 mod auth;
 mod consume;
 mod durability;
+mod lookup;
 mod msg;
 mod net;
 mod publish;
@@ -127,6 +128,12 @@ pub struct Broker<D> {
     /// Auth server queries for the engine to run (`take_auth_requests`).
     auth_requests: Vec<crate::auth::AuthRequest>,
     next_auth_ticket: u64,
+    /// Set while some nsqlookupd's HTTP address is known (`set_lookupd_known`): new topics
+    /// then wait for the channels it knows before they start.
+    lookupd_known: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Queries of topics created since `take_channel_queries`; at most one per waiting topic.
+    channel_queries: Vec<crate::topic::ChannelsQuery>,
+    next_channels_ticket: u64,
 }
 
 /// Marks a connection handle that no socket carries: a consumer whose deliveries and commands
@@ -181,6 +188,9 @@ impl<D: Send + 'static> Broker<D> {
             runtime: Default::default(),
             auth_requests: Vec::new(),
             next_auth_ticket: 0,
+            lookupd_known: None,
+            channel_queries: Vec::new(),
+            next_channels_ticket: 0,
         }
     }
 
@@ -328,6 +338,7 @@ impl<D: Send + 'static> Broker<D> {
             ShardMsg::Request(origin, req) => self.serve_remote(net, from, origin, *req),
             ShardMsg::Response(origin, resp) => self.gather(origin, *resp),
             ShardMsg::Auth(reply) => self.on_auth_reply(net, *reply),
+            ShardMsg::Channels(found) => self.start_topic(*found),
         }
     }
 

@@ -66,6 +66,9 @@ pub enum ShardMsg<D> {
     /// The auth server's answer, for the shard that asked (from the engine's auth client,
     /// not from another shard).
     Auth(Box<crate::auth::AuthReply>),
+    /// The channels lookupd knows for a new topic, for the topic's owner (from the lookup loop,
+    /// not from another shard). Dropped only with a stopping shard, whose topics stop anyway.
+    Channels(Box<crate::topic::ChannelsFound>),
 }
 
 /// Who asked: a front-end connection on the asking shard, and its request number there.

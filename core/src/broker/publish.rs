@@ -189,13 +189,24 @@ impl<D: Send + 'static> Broker<D> {
         Ok(())
     }
 
+    /// The topic, created if missing. A topic created while a lookupd is known starts only once
+    /// the channels lookupd knows for it exist (`start_topic`).
     pub(super) fn topic_key_or_create(&mut self, name: Name) -> usize {
+        self.topic_key_or_create_as(name, true)
+    }
+
+    /// `topic_key_or_create`; `ask_lookupd` false starts a new topic at once (loading
+    /// `nsqd.dat`, as nsqd does).
+    pub(super) fn topic_key_or_create_as(&mut self, name: Name, ask_lookupd: bool) -> usize {
         if let Some(&k) = self.topic_index.get(&name) {
             return k;
         }
         let mut topic = Topic::new(name);
         if !topic.ephemeral {
             topic.queue.disk.backend = self.open_backend(name.as_str());
+        }
+        if ask_lookupd {
+            topic.awaiting_channels = self.query_channels(name);
         }
         let k = self.topics.insert(topic);
         self.topic_index.insert(name, k);

@@ -17,18 +17,28 @@
 //!   second even while idle, so a restarted lookupd hears from this node promptly.
 //!
 //! Nothing is unregistered at shutdown: closing the connection makes lookupd drop the node.
+//!
+//! A new topic's channels (spec A.12) are asked for by `channels`: its thread answers each
+//! shard's `ChannelsQuery` from every lookupd whose HTTP address the IDENTIFY answers gave.
+
+mod channels;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use squall_core::names::Name;
+use squall_core::topic::ChannelsQuery;
 use squall_rpc::lookupd::{decode_response, IdentifyResponse, Reply, MAGIC_V1, RESPONSE_BYTES_MAX};
+use squall_uring_net::Remote;
 
+use crate::grpc_subs::Msg;
+use crate::http_client::HttpTimeouts;
 use crate::{log_debug, log_error, log_info, log_warn};
 
 /// Dial timeout, and the deadline of every read and write (nsqd's lookupPeer).
@@ -53,8 +63,6 @@ pub struct Identity {
     pub hostname: String,
     pub http_port: i64,
     pub tcp_port: i64,
-    /// This node's own HTTP API, for pre-creating a new topic's channels (none: HTTP is off).
-    pub api: Option<std::net::SocketAddr>,
 }
 
 /// nsqd v1.3.0's IDENTIFY body: a Go map, so its keys are alphabetical (no topology keys).
@@ -74,6 +82,11 @@ struct State {
     generation: u64,
     /// The peers wanted, each with the id of the thread serving it.
     peers: HashMap<String, u64>,
+    /// The HTTP address of each peer that has answered IDENTIFY with a broadcast address;
+    /// kept across reconnects, as nsqd keeps a peer's info (`lookupdHTTPAddrs`).
+    lookupd_http: HashMap<String, SocketAddr>,
+    /// New topics' channel queries, each with the shard to answer (one per waiting topic).
+    queries: Vec<(ChannelsQuery, Remote<Msg>)>,
     next_id: u64,
     /// Set by `start`: peer threads run only once the node's ports are known.
     identity: Option<Identity>,
@@ -84,11 +97,30 @@ struct Inner {
     state: Mutex<State>,
     cvar: Condvar,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// `!lookupd_http.is_empty()`, for the shards: new topics ask for channels while it is set.
+    known: Arc<AtomicBool>,
+    /// nsqd's `--http-client-connect-timeout` / `--http-client-request-timeout`.
+    http_timeouts: HttpTimeouts,
 }
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records (or, with `None`, forgets) peer `addr`'s HTTP address, if thread `id` still
+    /// serves it.
+    fn set_lookupd_http(&self, addr: &str, id: u64, http: Option<SocketAddr>) {
+        let mut state = self.lock();
+        if !Inner::wanted(&state, addr, id) {
+            return;
+        }
+        match http {
+            Some(http) => state.lookupd_http.insert(addr.to_string(), http),
+            None => state.lookupd_http.remove(addr),
+        };
+        self.known
+            .store(!state.lookupd_http.is_empty(), Ordering::Relaxed);
     }
 
     /// The peer thread `id` for `addr` is still wanted.
@@ -104,35 +136,64 @@ pub struct LookupLoop {
 }
 
 impl LookupLoop {
-    /// A loop for `shards` shards and these lookupd addresses; no thread runs before `start`.
-    pub fn new(shards: usize, peers: Vec<String>) -> LookupLoop {
+    /// A loop for `shards` shards and these lookupd addresses, asking lookupd's HTTP API with
+    /// `http_timeouts`; no thread runs before `start`.
+    pub fn new(shards: usize, peers: Vec<String>, http_timeouts: HttpTimeouts) -> LookupLoop {
         let lookup = LookupLoop {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     parts: (0..shards.max(1)).map(|_| Arc::new(Vec::new())).collect(),
                     generation: 0,
                     peers: HashMap::new(),
+                    lookupd_http: HashMap::new(),
+                    queries: Vec::new(),
                     next_id: 0,
                     identity: None,
                     stop: false,
                 }),
                 cvar: Condvar::new(),
                 threads: Mutex::new(Vec::new()),
+                known: Arc::new(AtomicBool::new(false)),
+                http_timeouts,
             }),
         };
         lookup.set_peers(peers);
         lookup
     }
 
-    /// The node's ports are known: start one thread per peer.
+    /// The node's ports are known: start one thread per peer, and the channels thread.
     pub fn start(&self, identity: Identity) {
         let mut state = self.inner.lock();
         state.identity = Some(identity.clone());
         let peers: Vec<(String, u64)> = state.peers.iter().map(|(a, &id)| (a.clone(), id)).collect();
         drop(state);
+        let inner = self.inner.clone();
+        self.keep_thread(
+            std::thread::Builder::new()
+                .name("squalld-lookup-channels".into())
+                .spawn(move || channels::run(&inner)),
+        );
         for (addr, id) in peers {
             self.spawn(addr, id, identity.clone());
         }
+    }
+
+    /// Set while some lookupd's HTTP address is known: the shards' new topics then ask for the
+    /// channels lookupd knows (`query_channels`) before they start.
+    pub fn lookupd_known(&self) -> Arc<AtomicBool> {
+        self.inner.known.clone()
+    }
+
+    /// New topics' queries from one shard; each is answered through `reply_to` with a
+    /// `ShardMsg::Channels`, whatever lookupd does (a query still queued at `stop` is dropped
+    /// with the stopping node).
+    pub fn query_channels(&self, queries: Vec<ChannelsQuery>, reply_to: &Remote<Msg>) {
+        let mut state = self.inner.lock();
+        state
+            .queries
+            .extend(queries.into_iter().map(|q| (q, reply_to.clone())));
+        drop(state);
+        self.inner.cvar.notify_all();
     }
 
     /// A shard's registry changed: replace its part. Only a swap under the lock, never I/O.
@@ -162,6 +223,10 @@ impl LookupLoop {
             }
             keep
         });
+        state.lookupd_http.retain(|addr, _| wanted.contains(addr));
+        self.inner
+            .known
+            .store(!state.lookupd_http.is_empty(), Ordering::Relaxed);
         let mut added = Vec::new();
         for addr in wanted {
             if state.peers.contains_key(&addr) {
@@ -194,9 +259,14 @@ impl LookupLoop {
 
     fn spawn(&self, addr: String, id: u64, identity: Identity) {
         let inner = self.inner.clone();
-        let spawned = std::thread::Builder::new()
-            .name("squalld-lookup".into())
-            .spawn(move || Peer::new(inner, addr, id, identity).run());
+        self.keep_thread(
+            std::thread::Builder::new()
+                .name("squalld-lookup".into())
+                .spawn(move || Peer::new(inner, addr, id, identity).run()),
+        );
+    }
+
+    fn keep_thread(&self, spawned: io::Result<JoinHandle<()>>) {
         let mut threads = self.inner.threads.lock().unwrap_or_else(|p| p.into_inner());
         threads.retain(|t| !t.is_finished());
         match spawned {
@@ -209,8 +279,6 @@ impl LookupLoop {
 /// An open, identified connection and what it has registered.
 struct Conn {
     stream: TcpStream,
-    /// The lookupd's HTTP port, from its IDENTIFY answer.
-    http_port: i64,
     registered: Registry,
     /// The first full registration after IDENTIFY is done.
     synced: bool,
@@ -371,12 +439,16 @@ impl Peer {
             info.version,
             info.broadcast_address
         );
-        if info.broadcast_address.is_empty() {
+        // nsqd leaves a lookupd without a broadcast address out of its channel queries.
+        let http = if info.broadcast_address.is_empty() {
             log_error!("LOOKUPD({}): no broadcast address", self.addr);
-        }
+            None
+        } else {
+            self.lookupd_http(info.http_port)
+        };
+        self.inner.set_lookupd_http(&self.addr, self.id, http);
         Ok(Conn {
             stream,
-            http_port: info.http_port,
             registered: Registry::new(),
             synced: false,
         })
@@ -409,16 +481,10 @@ impl Peer {
         }
         // What appeared. A fresh connection registers a topic through its channels if it has
         // any (nsqd's connect callback); later a new topic is registered by itself first.
-        let lookupd_http = (!fresh).then(|| self.lookupd_http(conn.http_port)).flatten();
         for (topic, channels) in want {
             let before = have.get(topic);
             if before.is_none() && (!fresh || channels.is_empty()) {
                 push(true, *topic, None);
-            }
-            if before.is_none() {
-                if let (Some(lookupd), Some(api)) = (lookupd_http, self.identity.api) {
-                    precreate_channels(lookupd, api, topic, channels);
-                }
             }
             for c in channels {
                 if before.is_none_or(|b| !b.contains(c)) {
@@ -450,8 +516,7 @@ impl Peer {
     /// The lookupd's HTTP address: the host this thread connects to, the port its IDENTIFY
     /// answer gave (nsqd uses the broadcast address the lookupd reports; the connected host is
     /// the one known to be reachable from here).
-    fn lookupd_http(&self, http_port: i64) -> Option<std::net::SocketAddr> {
-        use std::net::ToSocketAddrs;
+    fn lookupd_http(&self, http_port: i64) -> Option<SocketAddr> {
         let host = self
             .addr
             .rsplit_once(':')?
@@ -487,71 +552,6 @@ impl Peer {
 }
 
 /// Records a REGISTER/UNREGISTER lookupd acknowledged.
-/// nsqd's A.12: a topic that appears after start-up gets the (non-ephemeral) channels lookupd
-/// already knows for it, so messages published before their consumers connect are kept for
-/// them. nsqd asks lookupd while creating the topic, blocking it; squalld asks from this thread
-/// and creates the channels through its own HTTP API, so a publish in between waits in the
-/// topic (which has no channel yet) and reaches them when they appear. Failures only log.
-fn precreate_channels(
-    lookupd: std::net::SocketAddr,
-    api: std::net::SocketAddr,
-    topic: &Name,
-    have: &BTreeSet<Name>,
-) {
-    let body = match http_call(lookupd, "GET", &format!("/channels?topic={topic}")) {
-        Ok((200, body)) => body,
-        Ok(_) => return, // the topic is not in lookupd yet: nothing to pre-create
-        Err(e) => {
-            log_warn!("LOOKUPD({lookupd}): /channels?topic={topic} failed - {e}");
-            return;
-        }
-    };
-    #[derive(serde::Deserialize)]
-    struct Channels {
-        channels: Vec<String>,
-    }
-    let Ok(listed) = serde_json::from_slice::<Channels>(&body) else {
-        return;
-    };
-    for channel in listed.channels {
-        let Some(name) = Name::new(channel.as_bytes()) else {
-            continue;
-        };
-        if name.is_ephemeral() || have.contains(&name) {
-            continue;
-        }
-        let path = format!("/channel/create?topic={topic}&channel={name}");
-        match http_call(api, "POST", &path) {
-            Ok((200, _)) => log_info!("LOOKUPD({lookupd}): pre-created channel {topic}:{name}"),
-            Ok((status, _)) => log_warn!("pre-creating channel {topic}:{name} answered {status}"),
-            Err(e) => log_warn!("pre-creating channel {topic}:{name} failed - {e}"),
-        }
-    }
-}
-
-/// One HTTP/1.0 request on loopback-or-near, with the 1 s deadlines nsqd uses for lookupd.
-fn http_call(addr: std::net::SocketAddr, method: &str, path: &str) -> io::Result<(u16, Vec<u8>)> {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    s.set_read_timeout(Some(Duration::from_secs(1)))?;
-    s.set_write_timeout(Some(Duration::from_secs(1)))?;
-    let req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/vnd.nsq; version=1.0\r\nContent-Length: 0\r\n\r\n"
-    );
-    s.write_all(req.as_bytes())?;
-    let mut out = Vec::new();
-    s.take(1 << 20).read_to_end(&mut out)?;
-    let text = String::from_utf8_lossy(&out);
-    let status = text
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| io::Error::other("bad HTTP answer"))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(Vec::new(), |(_, b)| b.as_bytes().to_vec());
-    Ok((status, body))
-}
-
 fn apply(registered: &mut Registry, register: bool, topic: Name, channel: Option<Name>) {
     match (register, channel) {
         (true, None) => {
