@@ -434,6 +434,34 @@ fn kill_9_and_restart_loses_nothing() {
 }
 
 #[test]
+fn a_backlog_is_synced_in_batches_of_most_of_max_in_flight() {
+    // go-nsq's starvation rule (85% of RDY held by the handler) decides when nsq_to_file syncs:
+    // 1,000 waiting messages with --max-in-flight=200 take a handful of fsyncs, not one each
+    // (the reader reads ahead of the logger; what it has queued is not the handler's yet).
+    let node = TestNode::start(node_options());
+    let dir = TempDir::new("batches");
+    let out = dir.path("out");
+    let all = bodies("b", 1000);
+    publish(&node, "batches", &all);
+    let tool = Tool::spawn(
+        &args(
+            &node,
+            &out,
+            &["--topic=batches", "--sync-interval=1h", "--max-in-flight=200"],
+        ),
+        dir.path("stderr"),
+    );
+    wait_until("1000 lines written", &tool, || count_lines(&out) >= 1000);
+    let log = tool.term();
+    let syncs = log.matches("[batches/nsq_to_file] syncing ").count();
+    assert!(
+        (2..=12).contains(&syncs),
+        "{syncs} syncs for 1,000 messages:\n{log}"
+    );
+    assert_all_finished(&node, "batches");
+}
+
+#[test]
 fn sigterm_exits_zero_with_everything_on_disk_and_finished() {
     let node = TestNode::start(node_options());
     let dir = TempDir::new("sigterm");

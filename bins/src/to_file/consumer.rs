@@ -60,8 +60,11 @@ pub enum Event {
 pub struct Conn {
     pub addr: String,
     wire: Wire,
-    /// Delivered to the logger and not yet FIN'd.
+    /// Received from nsqd and not yet FIN'd.
     in_flight: AtomicI64,
+    /// Of those, still queued for the logger (read ahead of it): not yet the handler's, so not
+    /// counted when judging starvation.
+    queued: AtomicI64,
     rdy: AtomicU64,
     closed: AtomicBool,
     cls_sent: AtomicBool,
@@ -105,8 +108,15 @@ impl Conn {
         }
     }
 
+    /// The logger took a message this connection delivered.
+    pub fn taken(&self) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// go-nsq's starvation test over the messages its handler holds (go-nsq hands messages over
+    /// an unbuffered channel, so its in-flight count is the handler's; this reader reads ahead).
     fn starved(&self) -> bool {
-        let in_flight = self.in_flight.load(Ordering::Acquire);
+        let in_flight = self.in_flight.load(Ordering::Acquire) - self.queued.load(Ordering::Acquire);
         let rdy = self.rdy.load(Ordering::Acquire);
         in_flight > 0 && in_flight as f64 >= rdy as f64 * STARVED_FRACTION
     }
@@ -405,6 +415,7 @@ fn session(shared: &Arc<Shared>, addr: &str) -> Result<(), SessionError> {
         addr: addr.to_string(),
         wire: Wire::new(writer),
         in_flight: AtomicI64::new(0),
+        queued: AtomicI64::new(0),
         rdy: AtomicU64::new(0),
         closed: AtomicBool::new(false),
         cls_sent: AtomicBool::new(false),
@@ -606,6 +617,7 @@ fn read_loop(shared: &Shared, conn: &Arc<Conn>, reader: &mut FrameReader) -> Res
                     continue;
                 }
                 conn.in_flight.fetch_add(1, Ordering::AcqRel);
+                conn.queued.fetch_add(1, Ordering::AcqRel);
                 let event = Event::Message {
                     message,
                     conn: Arc::clone(conn),

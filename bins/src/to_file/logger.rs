@@ -173,6 +173,7 @@ impl Router {
                     close_file = true;
                 }
                 Some(Event::Message { message, conn }) => {
+                    conn.taken();
                     if self.output.needs_rotation() {
                         self.rotate();
                         sync = true;
