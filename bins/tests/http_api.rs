@@ -842,3 +842,29 @@ fn paused_state_survives_a_restart() {
     node.join().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn topology_shows_in_info_and_client_stats() {
+    // nsqd master's keys: the node's --topology-region/zone in /info, each client's own (from
+    // IDENTIFY) in /stats.
+    let (_node, tcp, http) = http_node(Options {
+        topology_region: "eu-west".into(),
+        topology_zone: "eu-west-1a".into(),
+        ..Options::default()
+    });
+    let mut h = Http::connect(http);
+    let info = h.request("GET", "/info", b"").json();
+    assert_eq!(
+        (info["topology_region"].as_str(), info["topology_zone"].as_str()),
+        (Some("eu-west"), Some("eu-west-1a"))
+    );
+
+    let mut c = Client::connect(tcp);
+    c.identify(r#"{"topology_region":"us-east","topology_zone":"us-east-1b"}"#);
+    c.expect_ok();
+    c.sub("topo", "ch");
+    let stats = h.request("GET", "/stats?format=json&topic=topo", b"").json();
+    let client = &stats["topics"][0]["channels"][0]["clients"][0];
+    assert_eq!(client["topology_region"], "us-east");
+    assert_eq!(client["topology_zone"], "us-east-1b");
+}

@@ -410,8 +410,8 @@ fn client_stats<N: Net>(s: &super::Session, net: &N, filter: &StatsFilter) -> Cl
             .auth
             .as_ref()
             .map_or_else(String::new, |a| a.identity_url.clone()),
-        topology_zone: String::new(),
-        topology_region: String::new(),
+        topology_zone: s.topology_zone.clone(),
+        topology_region: s.topology_region.clone(),
         pub_counts: s
             .pub_counts
             .iter()

@@ -604,6 +604,8 @@ impl<D: Send + 'static> Broker<D> {
         s.client_name = req.client_id.clone();
         s.hostname = req.hostname.clone();
         s.user_agent = req.user_agent.clone();
+        s.topology_region = req.topology_region.clone();
+        s.topology_zone = req.topology_zone.clone();
         // nsqd's setters: -1 disables, 0 leaves the current value (the default, or what an
         // earlier IDENTIFY set), anything else (already range-checked) replaces it.
         match req.heartbeat_interval_ms {

@@ -54,6 +54,9 @@ pub struct Session {
     pub client_name: String,
     pub hostname: String,
     pub user_agent: String,
+    /// IDENTIFY's `topology_region` / `topology_zone` (nsqd master), shown in `/stats`.
+    pub topology_region: String,
+    pub topology_zone: String,
     /// `-1` when disabled.
     pub heartbeat_interval_ms: i64,
     pub msg_timeout_ms: i64,
@@ -115,6 +118,8 @@ impl Session {
             client_name: String::new(),
             hostname: String::new(),
             user_agent: String::new(),
+            topology_region: String::new(),
+            topology_zone: String::new(),
             heartbeat_interval_ms: opts.default_heartbeat_interval_ms(),
             msg_timeout_ms: opts.msg_timeout_ms,
             sample_rate: 0,

@@ -36,8 +36,8 @@ pub fn info(ctx: &ApiContext) -> Info {
         max_output_buffer_size: o.max_output_buffer_size,
         max_output_buffer_timeout: o.max_output_buffer_timeout_ms * 1_000_000,
         max_deflate_level: o.max_deflate_level,
-        topology_zone: String::new(),
-        topology_region: String::new(),
+        topology_zone: o.topology_zone.clone(),
+        topology_region: o.topology_region.clone(),
     }
 }
 
