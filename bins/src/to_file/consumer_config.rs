@@ -292,6 +292,17 @@ fn int(key: &str, value: OptValue<'_>, min: Option<i64>, max: Option<i64>) -> Re
     Ok(v)
 }
 
+/// go-nsq's min/max check, with its message.
+fn in_range<T: PartialOrd + std::fmt::Display>(key: &str, v: T, min: T, max: T) -> Result<T, String> {
+    if v < min {
+        return Err(format!("invalid {key} ! {v} < {min}"));
+    }
+    if v > max {
+        return Err(format!("invalid {key} ! {v} > {max}"));
+    }
+    Ok(v)
+}
+
 /// go-nsq's `coerceUint64`: `strconv.ParseUint(s, 10, 64)` (no sign).
 fn uint(key: &str, value: OptValue<'_>, min: u64, max: u64) -> Result<u64, String> {
     let OptValue::Str(s) = value else {
@@ -307,13 +318,7 @@ fn uint(key: &str, value: OptValue<'_>, min: u64, max: u64) -> Result<u64, Strin
                 &format!("strconv.ParseUint: parsing {s:?}: invalid syntax"),
             )
         })?;
-    if v < min {
-        return Err(format!("invalid {key} ! {v} < {min}"));
-    }
-    if v > max {
-        return Err(format!("invalid {key} ! {v} > {max}"));
-    }
-    Ok(v)
+    in_range(key, v, min, max)
 }
 
 /// go-nsq's `coerceFloat64` with min/max.
@@ -328,13 +333,7 @@ fn float(key: &str, value: OptValue<'_>, min: f64, max: f64) -> Result<f64, Stri
             &format!("strconv.ParseFloat: parsing {s:?}: invalid syntax"),
         )
     })?;
-    if v < min {
-        return Err(format!("invalid {key} ! {v} < {min}"));
-    }
-    if v > max {
-        return Err(format!("invalid {key} ! {v} > {max}"));
-    }
-    Ok(v)
+    in_range(key, v, min, max)
 }
 
 /// go-nsq's `coerceBool`: Go's `true` for a bare key, `strconv.ParseBool` for a string.
