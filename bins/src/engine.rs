@@ -207,6 +207,7 @@ pub struct NsqEngine {
 impl NsqEngine {
     pub fn new(shared: Shared, shard: ShardId, shards: usize) -> NsqEngine {
         let mut broker = Broker::new(shared.options.clone(), shard, shards);
+        broker.set_log_sink(crate::logging::info);
         if let Some(make) = &shared.backends {
             broker.set_backend_factory(make());
         }

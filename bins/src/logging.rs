@@ -123,6 +123,11 @@ pub fn log_with(prefix: &str, threshold: Level, level: Level, args: fmt::Argumen
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// Writes one INFO line (a sink for components that log through a plain function).
+pub fn info(args: fmt::Arguments<'_>) {
+    log(Level::Info, args);
+}
+
 /// Logs at FATAL (never filtered out: FATAL is the highest level) and exits 1, as lg's
 /// `LogFatal` + `os.Exit(1)` do.
 pub fn fatal(args: fmt::Arguments<'_>) -> ! {

@@ -577,3 +577,42 @@ fn the_systemd_units_verify() {
         out.status
     );
 }
+
+#[test]
+fn clients_topics_and_channels_are_logged_like_nsqd() {
+    let tmp = TempDir::new("lifelog");
+    let data = tmp.path();
+    let args = squalld_args(&data, &[]);
+    let mut d = Daemon::spawn(SQUALLD, &strs(&args));
+    let tcp = d.listening("TCP");
+    let mut c = std::net::TcpStream::connect(tcp).unwrap();
+    let local = c.local_addr().unwrap();
+    let body = br#"{"client_id":"c1","hostname":"h1","user_agent":"ua","feature_negotiation":true}"#;
+    c.write_all(b"  V2IDENTIFY\n").unwrap();
+    c.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    c.write_all(body).unwrap();
+    c.write_all(b"SUB lifelog ch\n").unwrap();
+    d.line_with("TOPIC(lifelog): new channel(ch)");
+    drop(c);
+    d.line_with(&format!("PROTOCOL(V2): [{local}] exiting ioloop"));
+    let (status, lines) = d.stop();
+    assert!(status.success(), "{status}");
+    let expected = [
+        format!("INFO: TCP: new client({local})"),
+        format!("INFO: CLIENT({local}): desired protocol magic '  V2'"),
+        format!(
+            "INFO: [{local}] IDENTIFY: {{ClientID:c1 Hostname:h1 HeartbeatInterval:0 OutputBufferSize:0 \
+             OutputBufferTimeout:0 FeatureNegotiation:true TLSv1:false Deflate:false DeflateLevel:0 \
+             Snappy:false SampleRate:0 UserAgent:ua MsgTimeout:0}}"
+        ),
+        "INFO: TOPIC(lifelog): created".to_string(),
+        "INFO: TOPIC(lifelog): new channel(ch)".to_string(),
+        format!("INFO: PROTOCOL(V2): [{local}] exiting ioloop"),
+    ];
+    let mut at = 0;
+    for want in &expected {
+        let found = lines[at..].iter().position(|l| l.ends_with(want.as_str()));
+        let i = found.unwrap_or_else(|| panic!("{want:?} missing or out of order in {lines:#?}"));
+        at += i + 1;
+    }
+}

@@ -173,6 +173,7 @@ impl<D: Send + 'static> Broker<D> {
             }
             AdminOp::DeleteTopic(t) => {
                 let tkey = self.topic_key(&t)?;
+                self.log(format_args!("TOPIC({t}): deleting"));
                 for ch in self.topics[tkey].channels.clone() {
                     self.delete_channel_closing_consumers(net, ch);
                 }

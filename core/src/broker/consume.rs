@@ -119,6 +119,10 @@ impl<D: Send + 'static> Broker<D> {
         let ephemeral = channel.ephemeral;
         let k = self.channels.insert(channel);
         self.topics[tkey].channels.push(k);
+        self.log(format_args!(
+            "TOPIC({}): new channel({name})",
+            self.topics[tkey].name
+        ));
         self.metadata_changed = true;
         self.registry_changed = true;
         self.schedule_drain(tkey);
@@ -243,6 +247,11 @@ impl<D: Send + 'static> Broker<D> {
 
     pub(super) fn delete_channel(&mut self, ch: usize) {
         let c = self.channels.remove(ch);
+        self.log(format_args!(
+            "TOPIC({}): deleting channel {}",
+            self.topics[c.topic].name, c.name
+        ));
+        self.log(format_args!("CHANNEL({}): deleting", c.name));
         self.metadata_changed = true;
         self.registry_changed = true;
         if let Some(b) = c.queue.disk.backend {
@@ -255,6 +264,7 @@ impl<D: Send + 'static> Broker<D> {
         if topic.ephemeral && topic.channels.is_empty() {
             let t = self.topics.remove(tkey);
             self.topic_index.remove(&t.name);
+            self.log(format_args!("TOPIC({}): deleting", t.name));
         }
     }
 

@@ -128,6 +128,8 @@ pub struct Broker<D> {
     /// Auth server queries for the engine to run (`take_auth_requests`).
     auth_requests: Vec<crate::auth::AuthRequest>,
     next_auth_ticket: u64,
+    /// Where nsqd's INFO lines about topics, channels and clients go (`set_log_sink`).
+    log: Option<LogSink>,
     /// Set while some nsqlookupd's HTTP address is known (`set_lookupd_known`): new topics
     /// then wait for the channels it knows before they start.
     lookupd_known: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -135,6 +137,10 @@ pub struct Broker<D> {
     channel_queries: Vec<crate::topic::ChannelsQuery>,
     next_channels_ticket: u64,
 }
+
+/// Receives the broker's INFO lines (nsqd's wording: `TOPIC(t): created`, `TCP: new client(..)`,
+/// ...). A plain function: the runtime's logger, which checks its level before formatting.
+pub type LogSink = fn(std::fmt::Arguments<'_>);
 
 /// Marks a connection handle that no socket carries: a consumer whose deliveries and commands
 /// travel through another front end (a gRPC subscription served on this, its topic's, shard).
@@ -188,6 +194,7 @@ impl<D: Send + 'static> Broker<D> {
             runtime: Default::default(),
             auth_requests: Vec::new(),
             next_auth_ticket: 0,
+            log: None,
             lookupd_known: None,
             channel_queries: Vec::new(),
             next_channels_ticket: 0,
@@ -274,6 +281,7 @@ impl<D: Send + 'static> Broker<D> {
             session.client_name = peer.ip().to_string();
             session.hostname = peer.ip().to_string();
         }
+        self.log(format_args!("TCP: new client({})", session.remote_address));
         self.insert_session(session);
         self.on_input(net, conn);
     }
@@ -298,6 +306,12 @@ impl<D: Send + 'static> Broker<D> {
         let Some(session) = self.take_session(conn) else {
             return;
         };
+        if conn & VIRTUAL_CONN_BIT == 0 {
+            self.log(format_args!(
+                "PROTOCOL(V2): [{}] exiting ioloop",
+                session.remote_address
+            ));
+        }
         if let Some(ch) = session.channel {
             self.remove_consumer(net, ch, conn);
         }
@@ -359,6 +373,17 @@ impl<D: Send + 'static> Broker<D> {
         self.flush_outboxes(net);
     }
 
+    /// Sends nsqd's INFO lines about topics, channels and clients to `sink`.
+    pub fn set_log_sink(&mut self, sink: LogSink) {
+        self.log = Some(sink);
+    }
+
+    pub(super) fn log(&self, args: std::fmt::Arguments<'_>) {
+        if let Some(sink) = self.log {
+            sink(args);
+        }
+    }
+
     /// Whether `flush_held` has deliveries to send (only under `output_buffer_idle_flush`).
     pub fn holds_output(&self) -> bool {
         !self.held.is_empty()
@@ -417,6 +442,10 @@ impl<D: Send + 'static> Broker<D> {
                 if input.len() < MAGIC_V2.len() {
                     return;
                 }
+                let magic = String::from_utf8_lossy(&input[..4]).into_owned();
+                let addr = &self.session(conn).expect("checked above").remote_address;
+                self.log(format_args!("CLIENT({addr}): desired protocol magic '{magic}'"));
+                let Some(input) = net.input(conn) else { return };
                 if &input[..4] != MAGIC_V2 {
                     let err = ProtocolError::new(ErrorCode::BadProtocol, "");
                     self.fail(net, conn, &err);
@@ -596,9 +625,17 @@ impl<D: Send + 'static> Broker<D> {
             topology_region: opts.topology_region.clone(),
             topology_zone: opts.topology_zone.clone(),
         };
+        let log = self.log;
         let Some(s) = self.session_mut(conn) else {
             return false;
         };
+        if let Some(sink) = log {
+            sink(format_args!(
+                "[{}] IDENTIFY: {}",
+                s.remote_address,
+                identify_go_format(req)
+            ));
+        }
         let first = !s.identified;
         s.identified = true;
         s.client_name = req.client_id.clone();
@@ -667,6 +704,20 @@ impl<D: Send + 'static> Broker<D> {
         s.tls |= upgrade.tls;
         s.snappy |= upgrade.snappy;
         s.deflate |= upgrade.deflate_level.is_some();
+        let addr = s.remote_address.clone();
+        if upgrade.tls {
+            self.log(format_args!("PROTOCOL(V2): [{addr}] upgrading connection to TLS"));
+        }
+        if upgrade.snappy {
+            self.log(format_args!(
+                "PROTOCOL(V2): [{addr}] upgrading connection to snappy"
+            ));
+        }
+        if let Some(level) = upgrade.deflate_level {
+            self.log(format_args!(
+                "PROTOCOL(V2): [{addr}] upgrading connection to deflate (level {level})"
+            ));
+        }
         let json = protocol::identify_reply_json(&reply);
         self.write_response(net, conn, &json);
         if !upgrade.is_empty() {
@@ -738,4 +789,26 @@ mod tests {
             "dense: the first virtual slot is 1"
         );
     }
+}
+
+/// IDENTIFY's fields the way nsqd logs them (Go's `%+v` of its `identifyDataV2`).
+fn identify_go_format(r: &protocol::Identify) -> String {
+    format!(
+        "{{ClientID:{} Hostname:{} HeartbeatInterval:{} OutputBufferSize:{} OutputBufferTimeout:{} \
+         FeatureNegotiation:{} TLSv1:{} Deflate:{} DeflateLevel:{} Snappy:{} SampleRate:{} \
+         UserAgent:{} MsgTimeout:{}}}",
+        r.client_id,
+        r.hostname,
+        r.heartbeat_interval_ms,
+        r.output_buffer_size,
+        r.output_buffer_timeout_ms,
+        r.feature_negotiation,
+        r.tls_v1,
+        r.deflate,
+        r.deflate_level,
+        r.snappy,
+        r.sample_rate,
+        r.user_agent,
+        r.msg_timeout_ms,
+    )
 }

@@ -212,6 +212,7 @@ impl<D: Send + 'static> Broker<D> {
         self.topic_index.insert(name, k);
         self.metadata_changed = true;
         self.registry_changed = true;
+        self.log(format_args!("TOPIC({name}): created"));
         k
     }
 
