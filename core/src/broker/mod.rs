@@ -772,25 +772,6 @@ fn ms(v: i64) -> Duration {
     Duration::from_millis(v.max(0) as u64)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn virtual_and_runtime_connections_take_different_slots() {
-        let runtime = (9u64 << 32) | 5;
-        let virtual_conn = (9u64 << 32) | VIRTUAL_CONN_BIT | 5;
-        assert_ne!(conn_index(runtime), conn_index(virtual_conn));
-        assert_eq!(conn_index(runtime), 10);
-        assert_eq!(conn_index(virtual_conn), 11);
-        assert_eq!(
-            conn_index(VIRTUAL_CONN_BIT),
-            1,
-            "dense: the first virtual slot is 1"
-        );
-    }
-}
-
 /// IDENTIFY's fields the way nsqd logs them (Go's `%+v` of its `identifyDataV2`).
 fn identify_go_format(r: &protocol::Identify) -> String {
     format!(
@@ -811,4 +792,23 @@ fn identify_go_format(r: &protocol::Identify) -> String {
         r.user_agent,
         r.msg_timeout_ms,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_and_runtime_connections_take_different_slots() {
+        let runtime = (9u64 << 32) | 5;
+        let virtual_conn = (9u64 << 32) | VIRTUAL_CONN_BIT | 5;
+        assert_ne!(conn_index(runtime), conn_index(virtual_conn));
+        assert_eq!(conn_index(runtime), 10);
+        assert_eq!(conn_index(virtual_conn), 11);
+        assert_eq!(
+            conn_index(VIRTUAL_CONN_BIT),
+            1,
+            "dense: the first virtual slot is 1"
+        );
+    }
 }
