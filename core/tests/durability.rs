@@ -217,3 +217,38 @@ fn deferred_messages_keep_their_due_time_across_a_restart() {
         "read back once, then removed"
     );
 }
+
+#[test]
+fn a_requeue_the_disk_refuses_stays_in_memory_and_is_delivered_again() {
+    // The message was acknowledged to its publisher long ago: a failing disk must not lose it.
+    let mut c = Cluster::single(Options {
+        mem_queue_size: 0,
+        ..Options::default()
+    });
+    let queues = c.with_mem_backends(false);
+    let cl = c.consumer(0, "t", "ch");
+    c.publish(0, "t", b"keep me");
+    c.send(cl, b"RDY 1\n");
+    let first = c.messages(cl);
+    assert_eq!(first.len(), 1);
+    queues.borrow()["t:ch"].borrow_mut().fail_puts = true;
+    c.send(cl, &req_cmd(&first[0].id, 0));
+    let again = c.messages(cl);
+    assert_eq!(again.len(), 1, "redelivered from memory");
+    assert_eq!(
+        (again[0].body.as_slice(), again[0].attempts),
+        (&b"keep me"[..], 2)
+    );
+    // And through an in-flight timeout.
+    c.advance_ms(61_000);
+    let third: Vec<Msg> = c
+        .frames(cl)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Message(m) => Some(m),
+            _ => None, // heartbeats
+        })
+        .collect();
+    assert_eq!(third.len(), 1, "timed out and delivered again");
+    assert_eq!(third[0].attempts, 3);
+}

@@ -202,7 +202,17 @@ impl<D: Send + 'static> Broker<D> {
             self.channels[ch].deferred.push(msg, due);
             self.schedule_scan(net, ch, due);
         } else {
-            let _ = self.requeue_now(ch, msg, &mut Vec::new());
+            self.requeue_kept(ch, msg);
+        }
+    }
+
+    /// Puts back a message its publisher already had acknowledged (REQ, a timeout, a due
+    /// deferral). Should the disk refuse it, it stays in memory past `--mem-queue-size` rather
+    /// than be lost (nsqd would answer E_REQ_FAILED or log, and lose it).
+    fn requeue_kept(&mut self, ch: usize, msg: Message) {
+        let keep = msg.clone();
+        if self.requeue_now(ch, msg, &mut Vec::new()).is_err() {
+            self.channels[ch].queue.memory.push_back(keep);
         }
     }
 
@@ -404,7 +414,7 @@ impl<D: Send + 'static> Broker<D> {
         let next = c.next_deadline();
         let moved = !ready.is_empty();
         for msg in ready {
-            let _ = self.requeue_now(ch, msg, &mut Vec::new());
+            self.requeue_kept(ch, msg);
         }
         for conn in timed_out {
             if let Some(s) = self.session_mut(conn) {
