@@ -77,14 +77,14 @@ pub fn server_config(files: &TlsFiles<'_>) -> Result<Arc<ServerConfig>, String> 
             algorithms: provider.signature_verification_algorithms,
         })),
         ClientAuth::RequireVerify => {
-            if files.root_ca.is_empty() {
-                return Err(fail(
-                    &"--tls-client-auth-policy=require-verify needs --tls-root-ca-file",
-                ));
-            }
+            // Without --tls-root-ca-file, nsqd (Go) verifies clients against the system's CAs.
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(files.root_ca).map_err(|e| fail(&e))? {
-                roots.add(cert.map_err(|e| fail(&e))?).map_err(|e| fail(&e))?;
+            if files.root_ca.is_empty() {
+                roots = system_roots();
+            } else {
+                for cert in CertificateDer::pem_file_iter(files.root_ca).map_err(|e| fail(&e))? {
+                    roots.add(cert.map_err(|e| fail(&e))?).map_err(|e| fail(&e))?;
+                }
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()

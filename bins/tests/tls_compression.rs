@@ -456,6 +456,44 @@ fn tls_is_refused_when_not_configured_and_required_when_asked() {
 }
 
 #[test]
+fn require_verify_without_a_root_ca_file_verifies_against_the_system_cas() {
+    // nsqd starts with require-verify and no --tls-root-ca-file: Go uses the system's CAs. A
+    // client certificate from a private CA is then refused.
+    if !std::path::Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
+        eprintln!("skipped: no system CA bundle at /etc/ssl/certs/ca-certificates.crt");
+        return;
+    }
+    let pki = Pki::new("sysroots");
+    let server = squall::tls::server_config(&TlsFiles {
+        cert: &pki.path("server.pem"),
+        key: &pki.path("server.key"),
+        root_ca: "",
+        client_auth: ClientAuth::RequireVerify,
+        min_version: TlsMinVersion::Tls10,
+    })
+    .expect("starts without a root CA file");
+    let node = start(options(), server);
+    let (cert, key) = pki.issue(vec!["client".to_string()], true);
+    let mut tcp = connect(&node);
+    tcp.write_all(&identify_bytes(r#"{"feature_negotiation":true,"tls_v1":true}"#))
+        .unwrap();
+    read_frame(&mut tcp);
+    let conn = rustls::ClientConnection::new(
+        pki.client(Some((&cert, &key))),
+        ServerName::try_from("127.0.0.1").unwrap(),
+    )
+    .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut buf = [0u8; 16];
+    assert!(
+        !matches!(tls.read(&mut buf), Ok(n) if n > 0),
+        "a private CA is not a system CA"
+    );
+    node.shutdown();
+    node.join().unwrap();
+}
+
+#[test]
 fn client_certificates_are_verified_against_the_root_ca() {
     let pki = Pki::new("verify");
     let other = Pki::new("other");
