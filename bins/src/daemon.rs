@@ -8,16 +8,17 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::config::{DaemonConfig, TlsMinVersion, TlsRequired};
+use crate::config::{preflight, DaemonConfig, TlsMinVersion, TlsRequired};
 use crate::{DiskOptions, NodeConfig};
 
-/// A listen address as nsqd takes it (`host:port` or `:port`); nsqd would take anything
-/// without a port as a Unix socket path.
+/// A TCP-only listen address (`host:port` or `:port`). nsqd listens on `--https-address` with
+/// `tls.Listen("tcp", ...)`, so a Unix socket path fails there with Go's message; squalld's own
+/// `--grpc-address` is TCP only too.
 fn resolve(flag: &str, addr: &str) -> anyhow::Result<SocketAddr> {
-    if !addr.contains(':') {
-        anyhow::bail!("invalid {flag} {addr:?} (Unix socket paths are not supported yet)");
+    if let Err(why) = preflight::split_host_port(addr) {
+        anyhow::bail!("listen ({addr}) failed - listen tcp: address {addr}: {why}");
     }
-    crate::config::preflight::resolve_listen(addr, flag)
+    preflight::resolve_listen(addr, flag)
 }
 
 pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeConfig> {
@@ -47,11 +48,11 @@ pub fn node_config(c: &DaemonConfig, pin_threads: bool) -> anyhow::Result<NodeCo
         },
         tls,
         http_tls_required: c.tls_required == TlsRequired::Required,
-        tcp_address: resolve("--tcp-address", &c.tcp_address)?,
+        tcp_address: preflight::listen_addr(&c.tcp_address, "--tcp-address")?,
         http_address: if c.http_address.is_empty() {
             None
         } else {
-            Some(resolve("--http-address", &c.http_address)?)
+            Some(preflight::listen_addr(&c.http_address, "--http-address")?)
         },
         grpc_address: if c.grpc_address.is_empty() {
             None

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use squall_core::broker::{Broker, Net, ShardMsg, TlsInfo, TopicMeta, Upgrade};
+use squall_core::broker::{Broker, Net, Peer, ShardMsg, TlsInfo, TopicMeta, Upgrade};
 use squall_core::error::{ErrorCode, ProtocolError};
 use squall_core::options::Options;
 use squall_core::protocol;
@@ -43,6 +43,23 @@ pub struct Listeners {
     pub http: Option<usize>,
     pub https: Option<usize>,
     pub grpc: Option<usize>,
+    /// Bit `i`: listener `i` is a Unix socket, whose clients have no socket address.
+    pub unix: u32,
+}
+
+impl Listeners {
+    /// How `/stats` and the logs name a client of listener `listener`.
+    fn peer(&self, listener: usize, addr: Option<SocketAddr>) -> Peer {
+        let unix = u32::try_from(listener)
+            .ok()
+            .and_then(|i| self.unix.checked_shr(i))
+            .is_some_and(|bits| bits & 1 == 1);
+        if unix {
+            Peer::Unix
+        } else {
+            Peer::from(addr)
+        }
+    }
 }
 
 /// What every shard's engine shares.
@@ -312,7 +329,7 @@ fn settle(broker: &mut Broker<Handoff>, http: &mut HttpFront, grpc: &mut GrpcFro
         for work in net.subs.take_work() {
             busy = true;
             match work {
-                Work::Accept(c, peer) => broker.on_accept(net, c, peer),
+                Work::Accept(c, peer) => broker.on_accept(net, c, peer.into()),
                 Work::Read(c) => broker.on_input(net, c),
                 Work::Closed(c) => {
                     broker.on_closed(net, c);
@@ -510,25 +527,26 @@ impl Engine for NsqEngine {
     fn on_accept(&mut self, io: &mut Io<Msg>, c: ConnId, listener: usize, peer: Option<SocketAddr>) {
         let c = c.to_u64();
         let listeners = self.shared.listeners;
+        let client = listeners.peer(listener, peer);
         if Some(listener) == listeners.https {
             let mut t = Box::new(Transport::new());
             match self.transports.tls.clone().map(|config| t.start_tls(config)) {
                 Some(Ok(())) => {
                     self.transports.insert(c, t);
-                    self.http.on_accept(c, true, peer);
+                    self.http.on_accept(c, true, client);
                 }
                 _ => io.close(conn(c)),
             }
             return;
         }
         if Some(listener) == listeners.http {
-            self.http.on_accept(c, false, peer);
+            self.http.on_accept(c, false, client);
             return;
         }
         if Some(listener) == listeners.grpc {
             return self.with(io, |b, _, g, n| g.on_accept(b, n, c, peer));
         }
-        self.with(io, |b, _, _, n| b.on_accept(n, c, peer))
+        self.with(io, |b, _, _, n| b.on_accept(n, c, client))
     }
     fn on_input(&mut self, io: &mut Io<Msg>, c: ConnId) {
         let c = c.to_u64();

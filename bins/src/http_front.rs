@@ -6,12 +6,11 @@
 //! for the requests nsqd logs; while INFO is off a request costs one clock read, no formatting.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use bytes::Buf;
-use squall_core::broker::{Broker, Net, Origin, Response as BrokerResponse};
+use squall_core::broker::{Broker, Net, Origin, Peer, Response as BrokerResponse};
 use squall_rpc::httpd::{
     expects_continue, http_date, oversized_request, parse_request, HttpError, Limits, ReplyTo, Response,
     JSON_CONTENT_TYPE, NSQ_CONTENT_TYPE_NAME, NSQ_CONTENT_TYPE_V1,
@@ -31,8 +30,9 @@ struct HttpConn {
     continued: bool,
     /// Came in on the HTTPS listener.
     tls: bool,
-    /// The client's address, for the request log (`None` when the kernel no longer had it).
-    peer: Option<SocketAddr>,
+    /// The client's address, for the request log (as nsqd writes it: `@` on a Unix socket,
+    /// nothing when the kernel no longer had it).
+    peer: Peer,
 }
 
 /// nsq's `http_api.Log` line for a request the broker is working on.
@@ -55,23 +55,22 @@ impl RequestLog {
         })
     }
 
-    fn write(self, status: u16, peer: Option<SocketAddr>) {
+    fn write(self, status: u16, peer: Peer) {
         write_log(status, &self.method, &self.uri, peer, self.started);
     }
 }
 
 /// Logs a request answered at once, if nsqd would. The level is read after the handler ran, as
 /// nsqd reads it: a `PUT /config/log_level` is logged under the level it set.
-fn log_answered(req: &squall_rpc::httpd::Request, status: u16, peer: Option<SocketAddr>, started: Instant) {
+fn log_answered(req: &squall_rpc::httpd::Request, status: u16, peer: Peer, started: Instant) {
     if logging::enabled(Level::Info) && nsqd::request_logged(&req.method, &req.path) {
         write_log(status, &req.method, req.request_uri(), peer, started);
     }
 }
 
-/// `<status> <method> <uri> (<remote ip:port>) <elapsed, as a Go duration>`.
-fn write_log(status: u16, method: &str, uri: &str, peer: Option<SocketAddr>, started: Instant) {
+/// `<status> <method> <uri> (<remote ip:port, or @>) <elapsed, as a Go duration>`.
+fn write_log(status: u16, method: &str, uri: &str, peer: Peer, started: Instant) {
     let elapsed = nsqd::go_duration(started.elapsed().as_nanos() as u64);
-    let peer = peer.map_or_else(String::new, |p| p.to_string());
     log_info!("{status} {method} {uri} ({peer}) {elapsed}");
 }
 
@@ -132,7 +131,7 @@ impl HttpFront {
         self.conns.contains_key(&conn)
     }
 
-    pub fn on_accept(&mut self, conn: u64, tls: bool, peer: Option<SocketAddr>) {
+    pub fn on_accept(&mut self, conn: u64, tls: bool, peer: Peer) {
         self.conns.insert(
             conn,
             HttpConn {

@@ -46,6 +46,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use squall_core::options::Options;
 use squall_rpc::nsqd::{ApiContext, ConfigChange, ConfigValues};
+pub use squall_uring_net::ListenAddr;
 use squall_uring_net::{Runtime, RuntimeConfig, RuntimeHandle};
 
 pub use engine::NsqEngine;
@@ -75,9 +76,11 @@ impl Default for DiskOptions {
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub options: Options,
-    pub tcp_address: SocketAddr,
-    /// nsqd's HTTP API; `None` turns it off (`--http-address=`).
-    pub http_address: Option<SocketAddr>,
+    /// The NSQ TCP protocol's listener: a socket address or, as nsqd allows, a Unix socket.
+    pub tcp_address: ListenAddr,
+    /// nsqd's HTTP API (a socket address or a Unix socket); `None` turns it off
+    /// (`--http-address=`).
+    pub http_address: Option<ListenAddr>,
     /// gRPC (`--grpc-address`); `None` turns it off.
     pub grpc_address: Option<SocketAddr>,
     /// The same API over TLS (`--https-address`); served only with `tls`.
@@ -130,8 +133,8 @@ impl NodeConfig {
     pub fn for_tests(options: Options) -> NodeConfig {
         NodeConfig {
             options,
-            tcp_address: SocketAddr::from(([127, 0, 0, 1], 0)),
-            http_address: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            tcp_address: SocketAddr::from(([127, 0, 0, 1], 0)).into(),
+            http_address: Some(SocketAddr::from(([127, 0, 0, 1], 0)).into()),
             grpc_address: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             https_address: None,
             tls: None,
@@ -176,8 +179,8 @@ fn config_hook(lookup: LookupLoop) -> squall_rpc::nsqd::ConfigHook {
 /// A running node.
 pub struct Node {
     handle: RuntimeHandle,
-    tcp_address: SocketAddr,
-    http_address: Option<SocketAddr>,
+    tcp_address: ListenAddr,
+    http_address: Option<ListenAddr>,
     grpc_address: Option<SocketAddr>,
     https_address: Option<SocketAddr>,
     metadata: Option<(MetadataWriter, JoinHandle<()>, DataDirLock)>,
@@ -219,19 +222,24 @@ impl Node {
             request: Duration::from_millis(config.http_client_request_timeout_ms),
         };
         let lookup = LookupLoop::new(shards, config.lookupd_tcp_addresses.clone(), http_timeouts);
-        let mut listeners = vec![config.tcp_address];
+        let mut listeners = vec![config.tcp_address.clone()];
         let mut numbered = engine::Listeners::default();
-        if let Some(addr) = config.http_address {
+        if let Some(addr) = &config.http_address {
             numbered.http = Some(listeners.len());
-            listeners.push(addr);
+            listeners.push(addr.clone());
         }
         if let (Some(addr), Some(_)) = (config.https_address, &config.tls) {
             numbered.https = Some(listeners.len());
-            listeners.push(addr);
+            listeners.push(addr.into());
         }
         if let Some(addr) = config.grpc_address {
             numbered.grpc = Some(listeners.len());
-            listeners.push(addr);
+            listeners.push(addr.into());
+        }
+        for (i, addr) in listeners.iter().enumerate() {
+            if addr.is_unix() {
+                numbered.unix |= 1 << i;
+            }
         }
         let https_port = Arc::new(OnceLock::new());
         let start_time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -273,18 +281,23 @@ impl Node {
         let handle = Runtime::start(runtime, move |shard, shards| {
             NsqEngine::new(shared.clone(), shard, shards)
         })?;
-        let tcp_address = handle.local_addrs()[0];
-        let http_address = numbered.http.map(|i| handle.local_addrs()[i]);
-        let https_address = numbered.https.map(|i| handle.local_addrs()[i]);
+        let local = handle.local_addrs();
+        let tcp_address = local[0].clone();
+        let http_address = numbered.http.map(|i| local[i].clone());
+        // Both are TCP only (`--https-address` as in nsqd; `--grpc-address` is squalld's).
+        let https_address = numbered.https.and_then(|i| local[i].as_tcp());
         let _ = https_port.set(https_address.map_or(0, |a| a.port()));
-        let grpc_address = numbered.grpc.map(|i| handle.local_addrs()[i]);
-        // nsqd: a broadcast port of 0 is the port listened on (0 with no HTTP listener).
+        let grpc_address = numbered.grpc.and_then(|i| local[i].as_tcp());
+        // nsqd: a broadcast port of 0 is the port listened on; 0 stays 0 with no HTTP listener
+        // or on a Unix socket, which has no port.
+        let tcp_port = tcp_address.as_tcp().map(|a| a.port());
+        let http_port = http_address.as_ref().and_then(|a| a.as_tcp()).map(|a| a.port());
         let or_real = |port: u16, real: Option<u16>| match port {
             0 => real.map_or(0, i64::from),
             p => i64::from(p),
         };
-        let broadcast_http_port = or_real(config.broadcast_http_port, http_address.map(|a| a.port()));
-        let broadcast_tcp_port = or_real(config.broadcast_tcp_port, Some(tcp_address.port()));
+        let broadcast_http_port = or_real(config.broadcast_http_port, http_port);
+        let broadcast_tcp_port = or_real(config.broadcast_tcp_port, tcp_port);
         let statsd_prefix = statsd::expand_prefix(
             &config.statsd_prefix,
             &config.broadcast_address,
@@ -306,7 +319,7 @@ impl Node {
             http_port: broadcast_http_port,
             tcp_port: broadcast_tcp_port,
         });
-        let statsd = match (&config.statsd_address, http_address) {
+        let statsd = match (&config.statsd_address, &http_address) {
             (None, _) => None,
             (Some(_), None) => {
                 log_warn!("STATSD: --statsd-address needs the HTTP listener (--http-address); no statsd metrics are sent");
@@ -321,15 +334,16 @@ impl Node {
                     udp_packet_size: config.statsd_udp_packet_size,
                     exclude_ephemeral: config.statsd_exclude_ephemeral,
                 },
-                loopback(http),
+                loopback(http.clone()),
             )?),
         };
         let _ = api.set(ApiContext {
             options,
             hostname: config.hostname,
             broadcast_address: config.broadcast_address,
-            tcp_port: tcp_address.port() as i64,
-            http_port: http_address.map_or(-1, |a| a.port() as i64),
+            // nsqd's `/info`: -1 for a Unix socket (and, here, for no HTTP listener).
+            tcp_port: tcp_port.map_or(-1, i64::from),
+            http_port: http_port.map_or(-1, i64::from),
             start_time: start_time.as_secs() as i64,
             started: Instant::now(),
             health: "OK".to_string(),
@@ -347,14 +361,15 @@ impl Node {
         })
     }
 
-    /// The NSQ TCP address actually bound (the port is resolved when 0 was asked for).
-    pub fn tcp_address(&self) -> SocketAddr {
-        self.tcp_address
+    /// The NSQ TCP protocol's address as bound (the port is resolved when 0 was asked for; a
+    /// Unix socket has the name it got).
+    pub fn tcp_address(&self) -> &ListenAddr {
+        &self.tcp_address
     }
 
     /// The HTTP API's address, if it is on.
-    pub fn http_address(&self) -> Option<SocketAddr> {
-        self.http_address
+    pub fn http_address(&self) -> Option<&ListenAddr> {
+        self.http_address.as_ref()
     }
 
     /// The gRPC address, if it is on.
@@ -396,10 +411,11 @@ impl Node {
 
 /// The address to reach a listener bound to `addr` from this host: a wildcard becomes IPv4
 /// loopback, which a dual-stack `[::]` listener takes too (and `::1` may not be configured).
-fn loopback(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
+fn loopback(addr: ListenAddr) -> ListenAddr {
+    match addr {
+        ListenAddr::Tcp(tcp) if tcp.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], tcp.port())).into()
+        }
+        other => other,
     }
 }

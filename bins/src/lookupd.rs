@@ -139,7 +139,7 @@ pub fn start_lookupd(start: LookupdStart) -> io::Result<Lookupd> {
     let input_max_bytes = COMMAND_BYTES_MAX.max(limits.request_bytes_max()) + INPUT_SLACK_BYTES;
     let runtime = RuntimeConfig {
         shards: 1,
-        listeners: vec![start.tcp_address, start.http_address],
+        listeners: vec![start.tcp_address.into(), start.http_address.into()],
         pin_threads: false,
         input_max_bytes,
         mailbox_capacity: 1,
@@ -153,10 +153,13 @@ pub fn start_lookupd(start: LookupdStart) -> io::Result<Lookupd> {
     let handle = Runtime::start(runtime, move |_shard, _shards| {
         LookupdEngine::new(&start, limits, Arc::clone(&engine_ports))
     })?;
-    let (tcp_address, http_address) = (
-        handle.local_addrs()[LISTENER_TCP],
-        handle.local_addrs()[LISTENER_HTTP],
-    );
+    // Both were asked as TCP addresses, so they are bound as such.
+    let bound = |i: usize| {
+        handle.local_addrs()[i]
+            .as_tcp()
+            .ok_or_else(|| io::Error::other("listener not bound to a TCP address"))
+    };
+    let (tcp_address, http_address) = (bound(LISTENER_TCP)?, bound(LISTENER_HTTP)?);
     let _ = ports.set((tcp_address.port(), http_address.port()));
     Ok(Lookupd {
         handle,

@@ -1,23 +1,27 @@
 //! statsd push like nsqd's (spec A.10): a thread of its own, not a shard, so it may block.
 //!
-//! Every `--statsd-interval` it reads the node's stats through the node's own HTTP API on
-//! loopback (`GET /stats?format=json`), so **statsd needs the HTTP listener**: with
-//! `--http-address=` it logs a warning and sends nothing. It then writes nsqd's lines,
-//! `<prefix><stat>:<value>|c` (counters: deltas since the last push) or `|g` (gauges), packed
-//! into UDP packets of at most `--statsd-udp-packet-size` bytes (a single line longer than that
-//! goes alone in its own packet). Unlike nsqd the packets of one push are sent at once, not
-//! spread over the interval.
+//! Every `--statsd-interval` it reads the node's stats through the node's own HTTP API, on
+//! loopback or its Unix socket (`GET /stats?format=json`), so **statsd needs the HTTP
+//! listener**: with `--http-address=` it logs a warning and sends nothing. It then writes nsqd's
+//! lines, `<prefix><stat>:<value>|c` (counters: deltas since the last push) or `|g` (gauges),
+//! packed into UDP packets of at most `--statsd-udp-packet-size` bytes (a single line longer
+//! than that goes alone in its own packet). Unlike nsqd the packets of one push are sent at
+//! once, not spread over the interval.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixStream};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{log_error, log_warn};
+use crate::{log_error, log_warn, ListenAddr};
 
 /// How long one stats request may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,7 +65,7 @@ pub struct Statsd {
 
 impl Statsd {
     /// Starts pushing the stats of the node whose HTTP API listens on `http`.
-    pub fn start(config: StatsdConfig, http: SocketAddr) -> io::Result<Statsd> {
+    pub fn start(config: StatsdConfig, http: ListenAddr) -> io::Result<Statsd> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -94,7 +98,7 @@ impl Drop for Statsd {
     }
 }
 
-fn run(config: StatsdConfig, http: SocketAddr, stop: &(Mutex<bool>, Condvar)) {
+fn run(config: StatsdConfig, http: ListenAddr, stop: &(Mutex<bool>, Condvar)) {
     let mut pusher = Pusher::new(config.clone());
     let interval = config.interval.max(Duration::from_millis(1));
     let mut next = Instant::now() + interval;
@@ -120,7 +124,7 @@ fn run(config: StatsdConfig, http: SocketAddr, stop: &(Mutex<bool>, Condvar)) {
         if next < Instant::now() {
             next = Instant::now() + interval;
         }
-        match get_stats(http, config.mem_stats) {
+        match get_stats(&http, config.mem_stats) {
             Ok(stats) => {
                 let lines = pusher.lines(&stats);
                 if let Err(e) = send(&config.address, &lines, config.udp_packet_size) {
@@ -132,14 +136,47 @@ fn run(config: StatsdConfig, http: SocketAddr, stop: &(Mutex<bool>, Condvar)) {
     }
 }
 
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+/// A connection to the node's own HTTP API, with `HTTP_TIMEOUT` on every read and write.
+fn connect(http: &ListenAddr) -> io::Result<Box<dyn Stream>> {
+    Ok(match http {
+        ListenAddr::Tcp(addr) => {
+            let s = TcpStream::connect_timeout(addr, HTTP_TIMEOUT)?;
+            s.set_read_timeout(Some(HTTP_TIMEOUT))?;
+            s.set_write_timeout(Some(HTTP_TIMEOUT))?;
+            Box::new(s)
+        }
+        ListenAddr::Unix(name) => {
+            let s = connect_unix(name)?;
+            s.set_read_timeout(Some(HTTP_TIMEOUT))?;
+            s.set_write_timeout(Some(HTTP_TIMEOUT))?;
+            Box::new(s)
+        }
+    })
+}
+
+/// A Unix socket by the name the listener reports: `@name` is in the abstract namespace.
+fn connect_unix(name: &Path) -> io::Result<UnixStream> {
+    match name.as_os_str().as_bytes().split_first() {
+        Some((b'@', abstract_name)) => {
+            UnixStream::connect_addr(&UnixAddr::from_abstract_name(abstract_name)?)
+        }
+        _ => UnixStream::connect(name),
+    }
+}
+
 /// `GET /stats?format=json` on the node's own HTTP API, one connection per request.
-fn get_stats(http: SocketAddr, mem: bool) -> io::Result<Value> {
-    let mut s = TcpStream::connect_timeout(&http, HTTP_TIMEOUT)?;
-    s.set_read_timeout(Some(HTTP_TIMEOUT))?;
-    s.set_write_timeout(Some(HTTP_TIMEOUT))?;
+fn get_stats(http: &ListenAddr, mem: bool) -> io::Result<Value> {
+    let mut s = connect(http)?;
+    let host = match http {
+        ListenAddr::Tcp(addr) => addr.to_string(),
+        ListenAddr::Unix(_) => "localhost".to_string(),
+    };
     let req = format!(
         "GET /stats?format=json&include_clients=false&include_mem={mem} HTTP/1.1\r\n\
-         Host: {http}\r\nConnection: close\r\n\r\n"
+         Host: {host}\r\nConnection: close\r\n\r\n"
     );
     s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();

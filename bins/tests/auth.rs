@@ -105,7 +105,7 @@ fn node_with(auth_addresses: Vec<String>, post: bool) -> (Node, SocketAddr) {
     config.auth_http_addresses = auth_addresses;
     config.auth_http_post = post;
     let node = Node::start(config).expect("node starts");
-    let addr = node.tcp_address();
+    let addr = node.tcp_address().as_tcp().unwrap();
     (node, addr)
 }
 
@@ -134,7 +134,7 @@ fn grants_denials_and_failures_end_to_end() {
     c.publish("allowed_t", b"m");
     c.expect_ok();
     let stats = http_get(
-        node.http_address().unwrap(),
+        node.http_address().and_then(|a| a.as_tcp()).unwrap(),
         "/stats?format=json&include_clients=true",
     );
     assert!(stats.contains(r#""authed":true"#), "{stats}");

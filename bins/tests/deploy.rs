@@ -2,7 +2,8 @@
 //! and flags override them; bad input (unknown key, unwritable data path, port in use) is one
 //! line and a non-zero exit before anything listens; `--version` works everywhere; the log level
 //! filters nsqd-shaped log lines; HTTP requests are logged as nsqd logs them; broadcast ports
-//! left at 0 are the real ports.
+//! left at 0 are the real ports; Unix socket paths are listened on, refused and removed as nsqd
+//! does it.
 //!
 //! Every daemon runs on loopback with port 0 (the log lines say which port it got), in its own
 //! temp directory, and every wait is bounded.
@@ -530,6 +531,110 @@ fn http_requests_are_logged_like_nsqd() {
     }
     // The first PUT (at INFO) and the last (back to INFO); not the one to ERROR.
     assert_eq!(count(" PUT /config/log_level ("), 2, "{lines:#?}");
+}
+
+/// nsqd takes an address that Go's `net.SplitHostPort` refuses as a Unix socket path: squalld
+/// logs the paths it listens on, serves NSQ and HTTP there (a Unix client is `@` in the request
+/// log, as Go writes an unnamed socket), and removes the socket files when it exits.
+#[test]
+fn unix_socket_paths_are_served_and_removed_at_exit() {
+    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::net::UnixStream;
+
+    let tmp = TempDir::new("unix");
+    let (tcp, http) = (tmp.0.join("nsqd.sock"), tmp.0.join("http.sock"));
+    let args = [
+        format!("--data-path={}", tmp.path()),
+        "--shards=2".to_string(),
+        "--grpc-address=".to_string(),
+        format!("--tcp-address={}", tcp.display()),
+        format!("--http-address={}", http.display()),
+    ];
+    let mut d = Daemon::spawn(SQUALLD, &strs(&args));
+    let line = d.line_with("TCP: listening on ");
+    assert!(
+        line.ends_with(&format!("TCP: listening on {}", tcp.display())),
+        "{line}"
+    );
+    let line = d.line_with("HTTP: listening on ");
+    assert!(
+        line.ends_with(&format!("HTTP: listening on {}", http.display())),
+        "{line}"
+    );
+    for path in [&tcp, &http] {
+        assert!(std::fs::metadata(path).unwrap().file_type().is_socket());
+    }
+
+    let mut get = UnixStream::connect(&http).unwrap();
+    get.set_read_timeout(Some(WAIT)).unwrap();
+    get.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    get.read_to_string(&mut reply).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 200 ") && reply.ends_with("\r\n\r\nOK"),
+        "{reply}"
+    );
+    assert_nsqd_log_line(&d.line_with(" GET /ping (@) "), "INFO");
+
+    let mut nsq = UnixStream::connect(&tcp).unwrap();
+    nsq.set_read_timeout(Some(WAIT)).unwrap();
+    nsq.write_all(b"  V2PUB unix\n\x00\x00\x00\x02hi").unwrap();
+    let mut frame = [0u8; 10];
+    nsq.read_exact(&mut frame).unwrap();
+    assert_eq!(&frame, b"\x00\x00\x00\x06\x00\x00\x00\x00OK");
+
+    let (status, lines) = d.stop();
+    assert!(status.success(), "{status}: {lines:#?}");
+    assert!(!tcp.exists() && !http.exists(), "socket files left behind");
+}
+
+/// nsqd's `net.Listen("unix", path)` neither removes nor reuses an existing file (a socket a
+/// killed process left behind included): squalld refuses to start with nsqd's message and
+/// leaves the file alone, as it does for a missing directory; `--https-address` is always TCP in
+/// nsqd (`tls.Listen("tcp", ...)`), so a path there fails with Go's message too.
+#[test]
+fn a_unix_socket_path_that_cannot_be_bound_fails_like_nsqd() {
+    let tmp = TempDir::new("unix-taken");
+    let stale = tmp.0.join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let stale = stale.to_string_lossy().into_owned();
+    let missing = format!("{}/no/such/dir/nsqd.sock", tmp.path());
+    let data = format!("--data-path={}", tmp.path());
+    for (flag, path, why) in [
+        ("--tcp-address", &stale, "address already in use"),
+        ("--http-address", &stale, "address already in use"),
+        ("--tcp-address", &missing, "no such file or directory"),
+    ] {
+        let mut args = vec![data.clone(), format!("{flag}={path}")];
+        args.extend(
+            LOOPBACK
+                .iter()
+                .filter(|a| !a.starts_with(flag))
+                .map(|a| a.to_string()),
+        );
+        let (status, _, err) = run(SQUALLD, &strs(&args));
+        let wanted = format!("FATAL: listen ({path}) failed - listen unix {path}: bind: {why}");
+        assert_one_fatal_line(status, &err, &[&wanted]);
+        assert!(err.trim_end().ends_with(&wanted), "{err}");
+    }
+    assert!(std::fs::metadata(&stale).is_ok(), "the stale socket was removed");
+
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_file = tmp.file("cert.pem", &cert.cert.pem());
+    let key_file = tmp.file("key.pem", &cert.key_pair.serialize_pem());
+    let https = format!("{}/https.sock", tmp.path());
+    let mut args = squalld_args(&tmp.path(), &[]);
+    args.extend([
+        format!("--tls-cert={cert_file}"),
+        format!("--tls-key={key_file}"),
+        format!("--https-address={https}"),
+    ]);
+    let (status, _, err) = run(SQUALLD, &strs(&args));
+    let wanted =
+        format!("FATAL: listen ({https}) failed - listen tcp: address {https}: missing port in address");
+    assert_one_fatal_line(status, &err, &[&wanted]);
+    assert!(err.trim_end().ends_with(&wanted), "{err}");
 }
 
 /// `systemd-analyze verify` accepts the shipped units, in a root laid out as the .deb installs

@@ -58,12 +58,12 @@ fn ping(addr: SocketAddr) -> String {
 fn squalld_on_the_ipv4_wildcard_serves_ipv6_and_ipv4_clients() {
     require_ipv6_loopback!();
     let mut config = NodeConfig::for_tests(Options::default());
-    config.tcp_address = wildcard();
-    config.http_address = Some(wildcard());
+    config.tcp_address = wildcard().into();
+    config.http_address = Some(wildcard().into());
     config.grpc_address = None;
     let node = Node::start(config).expect("node starts");
-    let tcp = node.tcp_address();
-    let http = node.http_address().unwrap();
+    let tcp = node.tcp_address().as_tcp().unwrap();
+    let http = node.http_address().and_then(|a| a.as_tcp()).unwrap();
     // What nsqd logs: "TCP: listening on [::]:4150".
     assert_eq!(tcp.ip(), Ipv6Addr::UNSPECIFIED, "{tcp}");
     assert_eq!(http.ip(), Ipv6Addr::UNSPECIFIED, "{http}");
@@ -109,8 +109,8 @@ fn a_specific_ipv4_address_stays_ipv4_only() {
     let mut config = NodeConfig::for_tests(Options::default());
     config.grpc_address = None;
     let node = Node::start(config).expect("node starts");
-    let port = node.tcp_address().port();
-    assert_eq!(node.tcp_address(), at("127.0.0.1", port));
+    let port = node.tcp_address().as_tcp().unwrap().port();
+    assert_eq!(node.tcp_address().as_tcp().unwrap(), at("127.0.0.1", port));
     assert!(TcpStream::connect_timeout(&at("::1", port), IO_TIMEOUT).is_err());
     node.shutdown();
     node.join().expect("node exits cleanly");

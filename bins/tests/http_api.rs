@@ -84,7 +84,10 @@ impl Http {
 
 fn http_node(options: Options) -> (Node, SocketAddr, SocketAddr) {
     let node = Node::start(NodeConfig::for_tests(options)).unwrap();
-    let (tcp, http) = (node.tcp_address(), node.http_address().unwrap());
+    let (tcp, http) = (
+        node.tcp_address().as_tcp().unwrap(),
+        node.http_address().and_then(|a| a.as_tcp()).unwrap(),
+    );
     (node, tcp, http)
 }
 
@@ -484,7 +487,7 @@ fn config_strings_are_raw_and_floats_are_gos() {
         config.config_values.insert(name.to_string(), value);
     }
     let node = Node::start(config).unwrap();
-    let mut h = Http::connect(node.http_address().unwrap());
+    let mut h = Http::connect(node.http_address().and_then(|a| a.as_tcp()).unwrap());
 
     let r = h.request("GET", "/config/log_prefix", b"");
     assert_eq!((r.status, r.text().as_str()), (200, "[nsqd] "));
@@ -727,9 +730,9 @@ fn messages_survive_a_restart_on_disk() {
         c
     };
     let node = Node::start(config()).unwrap();
-    let mut c = Client::connect(node.tcp_address());
+    let mut c = Client::connect(node.tcp_address().as_tcp().unwrap());
     c.sub("keep", "ch");
-    let mut p = Client::connect(node.tcp_address());
+    let mut p = Client::connect(node.tcp_address().as_tcp().unwrap());
     for i in 0..50 {
         p.publish("keep", format!("m{i:02}").as_bytes());
         p.expect_ok();
@@ -743,7 +746,7 @@ fn messages_survive_a_restart_on_disk() {
     assert!(dir.join("nsqd.dat").exists());
 
     let node = Node::start(config()).unwrap();
-    let mut c = Client::connect(node.tcp_address());
+    let mut c = Client::connect(node.tcp_address().as_tcp().unwrap());
     c.sub("keep", "ch");
     c.cmd("RDY 100");
     let mut got: Vec<Vec<u8>> = (0..50).map(|_| c.read_message().body).collect();
@@ -765,9 +768,9 @@ fn memory_only_and_deferred_messages_survive_a_clean_restart() {
         c
     };
     let node = Node::start(config()).unwrap();
-    let mut c = Client::connect(node.tcp_address());
+    let mut c = Client::connect(node.tcp_address().as_tcp().unwrap());
     c.sub("mem", "ch");
-    let mut p = Client::connect(node.tcp_address());
+    let mut p = Client::connect(node.tcp_address().as_tcp().unwrap());
     for i in 0..10 {
         p.publish("mem", format!("m{i}").as_bytes());
         p.expect_ok();
@@ -779,7 +782,7 @@ fn memory_only_and_deferred_messages_survive_a_clean_restart() {
     node.join().unwrap();
 
     let node = Node::start(config()).unwrap();
-    let mut c = Client::connect(node.tcp_address());
+    let mut c = Client::connect(node.tcp_address().as_tcp().unwrap());
     c.sub("mem", "ch");
     c.cmd("RDY 100");
     let got: Vec<Vec<u8>> = (0..10).map(|_| c.read_message().body).collect();
@@ -804,7 +807,7 @@ fn paused_state_survives_a_restart() {
         c
     };
     let node = Node::start(config()).unwrap();
-    let mut h = Http::connect(node.http_address().unwrap());
+    let mut h = Http::connect(node.http_address().and_then(|a| a.as_tcp()).unwrap());
     assert_eq!(
         h.request("POST", "/channel/create?topic=pz&channel=ch", b"")
             .status,
@@ -832,7 +835,7 @@ fn paused_state_survives_a_restart() {
     );
 
     let node = Node::start(config()).unwrap();
-    let mut h = Http::connect(node.http_address().unwrap());
+    let mut h = Http::connect(node.http_address().and_then(|a| a.as_tcp()).unwrap());
     let v = h.request("GET", "/stats?format=json", b"").json();
     assert_eq!(v["topics"][0]["topic_name"], "pz");
     assert_eq!(v["topics"][0]["paused"], true);

@@ -53,7 +53,7 @@ fn stop_node(node: Node) {
 
 fn publish(node: &Node, topic: &str, body: &str) {
     let (status, resp) = http(
-        node.http_address().unwrap(),
+        node.http_address().and_then(|a| a.as_tcp()).unwrap(),
         "POST",
         &format!("/pub?topic={topic}"),
         body,
@@ -62,7 +62,12 @@ fn publish(node: &Node, topic: &str, body: &str) {
 }
 
 fn node_post(node: &Node, target: &str) {
-    let (status, resp) = http(node.http_address().unwrap(), "POST", target, "");
+    let (status, resp) = http(
+        node.http_address().and_then(|a| a.as_tcp()).unwrap(),
+        "POST",
+        target,
+        "",
+    );
     assert_eq!(status, 200, "{target}: {resp}");
 }
 
@@ -114,7 +119,10 @@ fn channels(lookupd: &Lookupd, topic: &str) -> BTreeSet<String> {
 }
 
 fn ports(node: &Node) -> (u16, u16) {
-    (node.tcp_address().port(), node.http_address().unwrap().port())
+    (
+        node.tcp_address().as_tcp().unwrap().port(),
+        node.http_address().and_then(|a| a.as_tcp()).unwrap().port(),
+    )
 }
 
 /// Polls `check` until it holds, for at most `WAIT`.
@@ -210,7 +218,7 @@ fn put_config_swaps_lookupd_peers() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(producers(&lookupd, "swap"), None, "not registered before the PUT");
 
-    let http_addr = node.http_address().unwrap();
+    let http_addr = node.http_address().and_then(|a| a.as_tcp()).unwrap();
     let body = format!(r#"["{}"]"#, lookupd.tcp_address());
     let (status, resp) = http(http_addr, "PUT", "/config/nsqlookupd_tcp_addresses", &body);
     assert_eq!((status, resp.as_str()), (200, body.as_str()));
@@ -231,7 +239,7 @@ fn put_config_swaps_lookupd_peers() {
 fn refused_http_publishes_register_their_topics() {
     let lookupd = start_lookupd(LookupdStart::for_tests()).expect("lookupd starts");
     let node = start_node(Some(&lookupd));
-    let http_addr = node.http_address().unwrap();
+    let http_addr = node.http_address().and_then(|a| a.as_tcp()).unwrap();
     let (status, _) = http(http_addr, "POST", "/pub?topic=reg-defer&defer=x", "m");
     assert_eq!(status, 400);
     let (status, _) = http(http_addr, "POST", "/mpub?topic=reg-empty", "");
@@ -391,12 +399,15 @@ fn a_new_topic_gets_the_channels_lookupd_knows() {
     // b connects to lookupd first, then sees the topic appear.
     wait_for("b to register", || {
         let (_, body) = http(lookupd.http_address(), "GET", "/nodes", "");
-        body.contains(&format!("\"tcp_port\":{}", b.tcp_address().port()))
+        body.contains(&format!(
+            "\"tcp_port\":{}",
+            b.tcp_address().as_tcp().unwrap().port()
+        ))
     });
     publish(&b, "pre", "kept for archive");
     let stats = || {
         let (_, body) = http(
-            b.http_address().unwrap(),
+            b.http_address().and_then(|a| a.as_tcp()).unwrap(),
             "GET",
             "/stats?format=json&topic=pre",
             "",
@@ -425,14 +436,17 @@ fn a_new_topic_gets_the_channels_lookupd_knows() {
 fn wait_registered(lookupd: &Lookupd, node: &Node) {
     wait_for("the node to identify with lookupd", || {
         let (_, body) = http(lookupd.http_address(), "GET", "/nodes", "");
-        body.contains(&format!("\"tcp_port\":{}", node.tcp_address().port()))
+        body.contains(&format!(
+            "\"tcp_port\":{}",
+            node.tcp_address().as_tcp().unwrap().port()
+        ))
     });
 }
 
 /// `/stats`' channels of `topic` on `node`, as (name, depth), sorted by name.
 fn channel_depths(node: &Node, topic: &str) -> Vec<(String, i64)> {
     let (_, body) = http(
-        node.http_address().unwrap(),
+        node.http_address().and_then(|a| a.as_tcp()).unwrap(),
         "GET",
         &format!("/stats?format=json&topic={topic}"),
         "",
@@ -507,11 +521,11 @@ fn channels_are_pre_created_without_the_http_api() {
     let node = Node::start(config).expect("node starts");
     wait_registered(&lookupd, &node);
 
-    let mut producer = common::Client::connect(node.tcp_address());
+    let mut producer = common::Client::connect(node.tcp_address().as_tcp().unwrap());
     producer.publish("nohttp", b"for every channel");
     producer.expect_ok();
     for c in ["a", "b"] {
-        let mut consumer = common::Client::connect(node.tcp_address());
+        let mut consumer = common::Client::connect(node.tcp_address().as_tcp().unwrap());
         consumer.sub("nohttp", c);
         consumer.cmd("RDY 1");
         let msg = consumer.read_message();

@@ -1,5 +1,6 @@
 //! statsd push (spec A.10): a node pointed at a loopback UDP socket sends nsqd's metric lines,
-//! counters as deltas, in packets no larger than `--statsd-udp-packet-size`.
+//! counters as deltas, in packets no larger than `--statsd-udp-packet-size`; also when its HTTP
+//! API (which statsd reads the stats from) is on a Unix socket.
 
 mod common;
 
@@ -90,9 +91,9 @@ fn statsd_pushes_counters_and_gauges() {
         lines: Vec::new(),
     };
 
-    let mut c = Client::connect(node.tcp_address());
+    let mut c = Client::connect(node.tcp_address().as_tcp().unwrap());
     c.sub("sd", "ch");
-    let mut p = Client::connect(node.tcp_address());
+    let mut p = Client::connect(node.tcp_address().as_tcp().unwrap());
     // One MPUB: the three messages land in one push's delta.
     p.mpub("sd", &[b"a", b"b", b"c"]);
     p.expect_ok();
@@ -140,4 +141,31 @@ fn statsd_pushes_counters_and_gauges() {
 
     node.shutdown();
     node.join().unwrap();
+}
+
+#[test]
+fn statsd_reads_the_stats_from_a_unix_socket_http_api() {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let dir = std::env::temp_dir().join(format!("squall-statsd-unix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = NodeConfig::for_tests(Options::default());
+    config.http_address = Some(squall::ListenAddr::Unix(dir.join("http.sock")));
+    config.statsd_address = Some(socket.local_addr().unwrap().to_string());
+    config.statsd_prefix = "nsq.test.".to_string();
+    config.statsd_interval_ms = 100;
+    config.statsd_udp_packet_size = PACKET_MAX;
+    let node = Node::start(config).unwrap();
+    let mut rx = Receiver {
+        socket,
+        lines: Vec::new(),
+    };
+    let mut p = Client::connect(node.tcp_address().as_tcp().unwrap());
+    p.publish("sdu", b"m");
+    p.expect_ok();
+    rx.wait_for("nsq.test.topic.sdu.message_count:1|c");
+    node.shutdown();
+    node.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -133,7 +133,7 @@ fn start(options: Options, tls: Arc<rustls::ServerConfig>) -> Node {
 }
 
 fn connect(node: &Node) -> TcpStream {
-    let s = TcpStream::connect(node.tcp_address()).unwrap();
+    let s = TcpStream::connect(node.tcp_address().as_tcp().unwrap()).unwrap();
     s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     s.set_nodelay(true).unwrap();
     s
@@ -439,7 +439,10 @@ fn tls_is_refused_when_not_configured_and_required_when_asked() {
     let mut upgraded = Upgraded::connect(&node, Some(pki.client(None)), Compression::Snappy);
     upgraded.publish("t", b"over tls");
     // /stats names the session as nsqd does: Go knows no TLS 1.3 suite by name.
-    let stats = common::http_get(node.http_address().unwrap(), "/stats?format=json");
+    let stats = common::http_get(
+        node.http_address().and_then(|a| a.as_tcp()).unwrap(),
+        "/stats?format=json",
+    );
     for field in [
         r#""snappy":true"#,
         r#""deflate":false"#,
@@ -652,7 +655,10 @@ fn tls_min_version_refuses_older_clients() {
     let node = start(options(), pki.server_min(ClientAuth::None, TlsMinVersion::Tls12));
     let mut old = Upgraded::connect(&node, Some(pki.client_tls12()), Compression::Deflate);
     old.publish("versions", b"tls 1.2");
-    let stats = common::http_get(node.http_address().unwrap(), "/stats?format=json");
+    let stats = common::http_get(
+        node.http_address().and_then(|a| a.as_tcp()).unwrap(),
+        "/stats?format=json",
+    );
     assert!(stats.contains(r#""tls_version":"TLS1.2""#), "{stats}");
     assert!(
         stats.contains(r#""tls_cipher_suite":"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256""#),

@@ -499,7 +499,7 @@ fn a_restarted_broker_is_reconnected() {
     node.stop();
 
     let mut config = NodeConfig::for_tests(node_options());
-    config.tcp_address = addr;
+    config.tcp_address = addr.into();
     let deadline = Instant::now() + WAIT;
     let node = loop {
         match Node::start(config.clone()) {

@@ -18,6 +18,8 @@ pub trait Engine: 'static {
     fn on_start(&mut self, _io: &mut Io<Self::Msg>) {}
 
     /// A connection was accepted on listener number `listener` (index into `RuntimeConfig::listeners`).
+    /// `peer` is the TCP peer's address; `None` on a Unix socket listener, or when the peer
+    /// was gone before the runtime could ask.
     fn on_accept(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, listener: usize, peer: Option<SocketAddr>);
 
     /// New bytes were appended to `io.input(conn)`, or reading was resumed with bytes left in it.

@@ -2,7 +2,8 @@
 //! is handled per connection.
 
 use std::io;
-use std::net::SocketAddr;
+
+use crate::listener::ListenAddr;
 
 /// Why a runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -10,7 +11,7 @@ pub enum StartError {
     #[error("invalid runtime config: {0}")]
     Config(&'static str),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: io::Error },
+    Listen { addr: ListenAddr, source: io::Error },
     #[error("cannot create io_uring for shard {shard}: {source}")]
     Ring { shard: usize, source: io::Error },
     #[error("cannot register provided-buffer ring for shard {shard}: {source}")]

@@ -8,8 +8,9 @@
 //! wheel, connection table and engine instance. Nothing on the data path is shared: shards talk
 //! only through bounded mailbox lanes, and a connection can move between shards
 //! ([`Io::detach`] / [`Io::attach`]). Every shard accepts on its own `SO_REUSEPORT` socket for
-//! each listener, with multishot accept; sockets are read with multishot recv into the shard's
-//! provided buffers and written with one coalesced writev per connection per turn. Engines
+//! each TCP listener (on a `dup` of the one socket of a Unix listener), with multishot accept;
+//! sockets are read with multishot recv into the shard's provided buffers and written with one
+//! coalesced writev per connection per turn. Engines
 //! fsync their files through the same ring ([`Io::fsync`], reported by
 //! [`Engine::on_fsync`]), so durability never blocks a shard loop.
 //!
@@ -56,8 +57,9 @@
 //! - `ring/` — the io_uring wrapper (`mod.rs`), op tags and lifecycles of connection ops and
 //!   engine fsyncs (`op.rs`), the provided-buffer ring (`buffers.rs`).
 //! - `connection.rs` — input, output queue and op state of one socket.
-//! - `listener.rs` — SO_REUSEPORT listening sockets; wildcards bind dual-stack, as Go's
-//!   `net.Listen` ([`listen_address`]).
+//! - `listener.rs` — listening sockets: SO_REUSEPORT TCP sockets per shard, wildcards bound
+//!   dual-stack as Go's `net.Listen` does ([`listen_address`]); one Unix socket shared by every
+//!   shard ([`ListenAddr::Unix`]).
 //! - `mailbox.rs` — the N×N lane mesh and the sleep/wake doorbells.
 //! - `remote.rs` — [`Remote`]: messages into a shard from threads outside the runtime.
 //! - `sync.rs` — the atomics and lane queue the mailbox uses, swapped for loom's under
@@ -92,7 +94,7 @@ use bytes::BytesMut;
 pub use engine::Engine;
 pub use error::StartError;
 pub use io::{Io, RuntimeStats};
-pub use listener::listen_address;
+pub use listener::{listen_address, probe_unix_listen, ListenAddr};
 pub use remote::Remote;
 pub use ring::RingFlags;
 pub use runtime::{Runtime, RuntimeConfig, RuntimeHandle};

@@ -43,6 +43,10 @@ pub(crate) const EXIT_CANCEL_WAIT_MS: u64 = 1000;
 /// Listen backlog of every listening socket.
 pub(crate) const LISTEN_BACKLOG: i32 = 1024;
 
+/// Bytes of a Unix socket name (`sun_path` in Linux's `sockaddr_un`); a path also needs its
+/// terminating NUL in there, an abstract name does not.
+pub(crate) const UNIX_PATH_BYTES_MAX: usize = 108;
+
 /// Smallest submission queue the runtime accepts: a turn may queue a recv, a send and a cancel
 /// per connection; the ring submits early when the queue fills, so this is only a floor.
 pub(crate) const RING_ENTRIES_MIN: u32 = 8;

@@ -2,7 +2,6 @@
 //! shard, and the handle that shuts them down and joins them.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,7 +13,7 @@ use crate::io::IoParts;
 use crate::limits::{
     RECV_BUFFER_COUNT, RECV_BUFFER_GROUP_ID, RECV_BUFFER_SIZE_BYTES, RING_ENTRIES_MAX, RING_ENTRIES_MIN,
 };
-use crate::listener::bind_all;
+use crate::listener::{bind_all, Bound, ListenAddr, SocketFile};
 use crate::mailbox::{Doorbells, Lanes};
 use crate::ring::buffers::BufRing;
 use crate::ring::{Ring, RingFlags};
@@ -26,10 +25,11 @@ use crate::ShardId;
 pub struct RuntimeConfig {
     /// Number of shards (threads), at least 1.
     pub shards: usize,
-    /// Each shard listens on each address (SO_REUSEPORT); port 0 = pick one, the same port on
-    /// every shard. `0.0.0.0` binds a dual-stack `[::]` where the host has IPv6
-    /// ([`crate::listen_address`]); `RuntimeHandle::local_addrs` reports what was bound.
-    pub listeners: Vec<SocketAddr>,
+    /// Each shard listens on each address: its own SO_REUSEPORT socket for a TCP address (port
+    /// 0 = pick one, the same port on every shard; `0.0.0.0` binds a dual-stack `[::]` where
+    /// the host has IPv6, [`crate::listen_address`]), a `dup` of one shared socket for a Unix
+    /// one. `RuntimeHandle::local_addrs` reports what was bound.
+    pub listeners: Vec<ListenAddr>,
     /// Pin shard `i` to the `i % n`-th CPU this process may run on.
     pub pin_threads: bool,
     /// Stop reading a connection while its input buffer holds at least this many bytes.
@@ -102,7 +102,11 @@ impl Runtime {
     {
         config.validate()?;
         let shards = config.shards;
-        let (mut listeners, local_addrs) = bind_all(&config.listeners, shards)?;
+        let Bound {
+            sockets: mut listeners,
+            addrs: local_addrs,
+            files: socket_files,
+        } = bind_all(&config.listeners, shards)?;
         let bells = Arc::new(Doorbells::new(shards).map_err(StartError::Eventfd)?);
         let lanes = Arc::new(Lanes::<E::Msg>::new(shards, config.mailbox_capacity));
         let factory = Arc::new(factory);
@@ -120,6 +124,7 @@ impl Runtime {
             bells: Arc::clone(&bells),
             threads: Vec::new(),
             ring_flags: Vec::new(),
+            socket_files,
         };
         for shard in 0..shards {
             let (go_tx, go_rx) = mpsc::channel::<bool>();
@@ -293,15 +298,18 @@ fn pin_current_thread(cpu: usize) -> io::Result<()> {
 
 /// Controls running shards. `Send + Sync`: shut down from any thread.
 pub struct RuntimeHandle {
-    local_addrs: Vec<SocketAddr>,
+    local_addrs: Vec<ListenAddr>,
     bells: Arc<Doorbells>,
     threads: Vec<(ShardId, JoinHandle<io::Result<()>>)>,
     ring_flags: Vec<RingFlags>,
+    /// Unix socket files this runtime made, removed once its shards are gone (or with the
+    /// handle).
+    socket_files: Vec<SocketFile>,
 }
 
 impl RuntimeHandle {
     /// The address each listener actually bound (index = `RuntimeConfig::listeners` index).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
+    pub fn local_addrs(&self) -> &[ListenAddr] {
         &self.local_addrs
     }
 
@@ -322,7 +330,8 @@ impl RuntimeHandle {
         move || bells.request_shutdown()
     }
 
-    /// Waits for every shard thread; returns the first error (a shard's I/O error or panic).
+    /// Waits for every shard thread, then removes the Unix socket files; returns the first
+    /// error (a shard's I/O error or panic).
     pub fn join(mut self) -> io::Result<()> {
         let mut first_error = None;
         for (shard, thread) in std::mem::take(&mut self.threads) {
@@ -341,6 +350,7 @@ impl RuntimeHandle {
                 first_error.get_or_insert(err);
             }
         }
+        self.socket_files.clear();
         first_error.map_or(Ok(()), Err)
     }
 

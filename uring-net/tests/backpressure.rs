@@ -119,7 +119,7 @@ fn input_stays_bounded_and_nothing_is_lost() {
         stage: Stage::Hold,
     })
     .expect("start");
-    let mut stream = connect(rt.local_addrs()[0]);
+    let mut stream = connect(tcp_addr(&rt));
     let data = pattern(TOTAL, SEED);
     // Blocks while the server holds; the server resumes on its own after ~500 ms.
     let writer = std::thread::spawn(move || {

@@ -61,7 +61,7 @@ fn echo_many_messages_over_several_connections() {
     .expect("start");
     assert_eq!(rt.ring_flags().len(), 2);
     eprintln!("ring flags: {:?}", rt.ring_flags());
-    let addr = rt.local_addrs()[0];
+    let addr = tcp_addr(&rt);
 
     const CONNS: usize = 8;
     const MESSAGES: usize = 200;
@@ -96,7 +96,7 @@ fn echo_one_mebibyte_payload() {
         closed: Arc::default(),
     })
     .expect("start");
-    let addr = rt.local_addrs()[0];
+    let addr = tcp_addr(&rt);
     let payload = pattern(1024 * 1024, 0x5a);
     let mut streams = Vec::new();
     for seed in 0..3u8 {
@@ -125,7 +125,7 @@ fn peer_reset_closes_only_that_connection() {
         closed: c.clone(),
     })
     .expect("start");
-    let addr = rt.local_addrs()[0];
+    let addr = tcp_addr(&rt);
     let mut survivor = connect(addr);
     for round in 0..20 {
         // A peer that resets mid-stream (SO_LINGER 0 turns close into RST), with echo output
@@ -155,7 +155,7 @@ fn many_short_connections() {
         closed: c.clone(),
     })
     .expect("start");
-    let addr = rt.local_addrs()[0];
+    let addr = tcp_addr(&rt);
     const ROUNDS: usize = 300;
     for i in 0..ROUNDS {
         let mut s = connect(addr);

@@ -77,7 +77,7 @@ fn start(
 #[test]
 fn shutdown_says_goodbye_closes_listeners_and_joins() {
     let (rt, shutdowns, accepted) = start(true, Duration::from_secs(10));
-    let addr = rt.local_addrs()[0];
+    let addr = tcp_addr(&rt);
     let mut clients: Vec<_> = (0..6).map(|_| connect(addr)).collect();
     for c in &mut clients {
         assert_eq!(read_exact(c, 3), b"hi\n");
@@ -106,7 +106,7 @@ fn shutdown_says_goodbye_closes_listeners_and_joins() {
 fn drain_timeout_closes_what_the_engine_left_open() {
     let drain = Duration::from_millis(300);
     let (rt, shutdowns, _) = start(false, drain);
-    let addr = rt.local_addrs()[0];
+    let addr = tcp_addr(&rt);
     let mut client = connect(addr);
     assert_eq!(read_exact(&mut client, 3), b"hi\n");
     let started = Instant::now();
@@ -143,7 +143,7 @@ impl Engine for Panicky {
 #[test]
 fn a_panicking_shard_stops_the_runtime_and_join_reports_it() {
     let rt = Runtime::start(config(2), |_, _| Panicky).expect("start");
-    let _client = connect(rt.local_addrs()[0]);
+    let _client = connect(tcp_addr(&rt));
     // No explicit shutdown: the panic must bring the other shard down too.
     let err = rt.join().expect_err("join reports the panic");
     assert!(err.to_string().contains("engine bug"), "{err}");

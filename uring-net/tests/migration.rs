@@ -89,7 +89,7 @@ fn migrated_connection_keeps_bytes_in_order() {
         counters: c.clone(),
     })
     .expect("start");
-    let addr = rt.local_addrs()[0];
+    let addr = tcp_addr(&rt);
 
     const CONNS: usize = 6;
     const LEN: usize = 512 * 1024;
@@ -164,7 +164,7 @@ fn close_wins_over_detach() {
         detached: d.clone(),
     })
     .expect("start");
-    let mut stream = connect(rt.local_addrs()[0]);
+    let mut stream = connect(tcp_addr(&rt));
     // The queued output is flushed before the close.
     assert_eq!(read_exact(&mut stream, 3), b"bye");
     let mut rest = Vec::new();

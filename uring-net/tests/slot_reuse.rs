@@ -85,7 +85,7 @@ fn a_slot_is_reused_only_after_its_connection_ended() {
         counters: c.clone(),
     })
     .expect("start");
-    let addr = rt.local_addrs()[0];
+    let addr = tcp_addr(&rt);
 
     const THREADS: usize = 4;
     const PER_THREAD: usize = 300;

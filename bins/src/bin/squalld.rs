@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use squall::config::preflight::{check_data_path, check_listen};
+use squall::config::preflight::{check_data_path, check_listen, check_listen_addr};
 use squall::config::{file, keys, parse_args, DaemonConfig, VERSION_LINE};
 use squall::logging::{self, Level};
 use squall::{log_fatal, log_info, Node};
@@ -41,9 +41,9 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     if let Some(dir) = &node_config.data_path {
         check_data_path(dir).map_err(anyhow::Error::msg)?;
     }
-    check_listen("tcp-address", node_config.tcp_address).map_err(anyhow::Error::msg)?;
-    if let Some(http) = node_config.http_address {
-        check_listen("http-address", http).map_err(anyhow::Error::msg)?;
+    check_listen_addr("tcp-address", &node_config.tcp_address).map_err(anyhow::Error::msg)?;
+    if let Some(http) = &node_config.http_address {
+        check_listen_addr("http-address", http).map_err(anyhow::Error::msg)?;
     }
     if let Some(grpc) = node_config.grpc_address {
         check_listen("grpc-address", grpc).map_err(anyhow::Error::msg)?;

@@ -5,7 +5,9 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use squall_uring_net::ListenAddr;
 
 /// `--data-path` must be a directory this process can create files in. A missing one is
 /// created (as the node would), so systemd's `StateDirectory=` and a bare `mkdir -p` both work.
@@ -27,6 +29,53 @@ pub fn check_data_path(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("--data-path {shown} is not writable - {e}"))?;
     std::fs::remove_file(&probe).map_err(|e| format!("--data-path {shown} is not writable - {e}"))?;
     Ok(())
+}
+
+/// A listen address as nsqd takes `--tcp-address` and `--http-address` (`util.TypeOfAddr`):
+/// whatever Go's `net.SplitHostPort` accepts is a TCP address (`resolve_listen`), anything else
+/// (`/var/run/nsqd.sock`, `nsqd.sock`, `@abstract`, `[::1]`, even the empty string) is the name
+/// of a Unix socket to listen on, as Go's `net.Listen("unix", addr)` takes it.
+pub fn listen_addr(addr: &str, flag: &str) -> anyhow::Result<ListenAddr> {
+    match split_host_port(addr) {
+        Ok(_) => resolve_listen(addr, flag).map(ListenAddr::Tcp),
+        Err(_) => Ok(ListenAddr::Unix(PathBuf::from(addr))),
+    }
+}
+
+/// Go's `net.SplitHostPort`, which only checks the shape (`host:port`, `[host]:port`); the error
+/// is Go's text.
+pub fn split_host_port(addr: &str) -> Result<(&str, &str), &'static str> {
+    const MISSING_PORT: &str = "missing port in address";
+    const TOO_MANY_COLONS: &str = "too many colons in address";
+    let colon = addr.rfind(':').ok_or(MISSING_PORT)?;
+    let (host, open_from, close_from) = if addr.starts_with('[') {
+        let end = addr.find(']').ok_or("missing ']' in address")?;
+        if end + 1 == addr.len() {
+            return Err(MISSING_PORT);
+        }
+        if end + 1 != colon {
+            // `]` not followed by the last colon.
+            return Err(if addr.as_bytes()[end + 1] == b':' {
+                TOO_MANY_COLONS
+            } else {
+                MISSING_PORT
+            });
+        }
+        (&addr[1..end], 1, end + 1)
+    } else {
+        let host = &addr[..colon];
+        if host.contains(':') {
+            return Err(TOO_MANY_COLONS);
+        }
+        (host, 0, 0)
+    };
+    if addr[open_from..].contains('[') {
+        return Err("unexpected '[' in address");
+    }
+    if addr[close_from..].contains(']') {
+        return Err("unexpected ']' in address");
+    }
+    Ok((host, &addr[colon + 1..]))
 }
 
 /// A listen address in the forms Go's `net.Listen("tcp", addr)` takes: `host:port`, `:port`
@@ -64,6 +113,45 @@ pub fn check_listen(flag: &str, addr: SocketAddr) -> Result<(), String> {
     }
     bind_probe(squall_uring_net::listen_address(addr))
         .map_err(|e| format!("listen ({addr}) failed - {e} (--{flag})"))
+}
+
+/// A listener's address must be free: a TCP one as `check_listen` says, a Unix one as nsqd's
+/// `net.Listen("unix", name)` would find it, with its message (an existing file, socket or not:
+/// `bind: address already in use`; a missing directory: `bind: no such file or directory`).
+/// The probe binds the name itself and removes the file it made.
+pub fn check_listen_addr(flag: &str, addr: &ListenAddr) -> Result<(), String> {
+    match addr {
+        ListenAddr::Tcp(tcp) => check_listen(flag, *tcp),
+        ListenAddr::Unix(name) => check_unix_listen(name),
+    }
+}
+
+fn check_unix_listen(name: &Path) -> Result<(), String> {
+    if name.as_os_str().is_empty() {
+        return Ok(()); // the kernel picks a free abstract name
+    }
+    squall_uring_net::probe_unix_listen(name).map_err(|e| {
+        let shown = name.display();
+        format!(
+            "listen ({shown}) failed - listen unix {shown}: bind: {}",
+            go_errno_text(&e)
+        )
+    })
+}
+
+/// An OS error as Go's `syscall.Errno` writes it: the C library's text with a lower-case first
+/// letter (`address already in use`), without Rust's `(os error N)`.
+fn go_errno_text(e: &io::Error) -> String {
+    let Some(code) = e.raw_os_error() else {
+        return e.to_string();
+    };
+    let text = io::Error::from_raw_os_error(code).to_string();
+    let text = text.strip_suffix(&format!(" (os error {code})")).unwrap_or(&text);
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn bind_probe(addr: SocketAddr) -> io::Result<()> {
@@ -221,6 +309,105 @@ mod tests {
             err.starts_with(&format!("listen (0.0.0.0:{port}) failed - ")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn split_host_port_is_gos() {
+        // Go's net.SplitHostPort (net/ipsock_test.go's cases, and nsqd's TestTypeOfAddr).
+        for (addr, host, port) in [
+            ("127.0.0.1:80", "127.0.0.1", "80"),
+            ("test:80", "test", "80"),
+            ("[::1%lo0]:80", "::1%lo0", "80"),
+            ("[::1]:0", "::1", "0"),
+            (":4150", "", "4150"),
+            ("a:", "a", ""),
+            ("/tmp/a:b", "/tmp/a", "b"),
+        ] {
+            assert_eq!(split_host_port(addr), Ok((host, port)), "{addr}");
+        }
+        for (addr, why) in [
+            ("/var/run/nsqd.sock", "missing port in address"),
+            ("nsqd.sock", "missing port in address"),
+            ("", "missing port in address"),
+            ("[::1]", "missing port in address"),
+            ("[a]b:80", "missing port in address"),
+            ("::1", "too many colons in address"),
+            ("a:b:c", "too many colons in address"),
+            ("[::1]:80:90", "too many colons in address"),
+            ("[a:80", "missing ']' in address"),
+            ("a[b]:80", "unexpected '[' in address"),
+            ("a]b:80", "unexpected ']' in address"),
+        ] {
+            assert_eq!(split_host_port(addr), Err(why), "{addr}");
+        }
+    }
+
+    #[test]
+    fn what_is_not_host_port_is_a_unix_socket() {
+        let l = |a: &str| listen_addr(a, "--tcp-address").map_err(|e| e.to_string());
+        for name in [
+            "/var/run/nsqd.sock",
+            "nsqd.sock",
+            "@abstract",
+            "",
+            "[::1]",
+            "a:b:c",
+        ] {
+            assert_eq!(l(name), Ok(ListenAddr::Unix(PathBuf::from(name))), "{name:?}");
+        }
+        assert_eq!(
+            l(":4150"),
+            Ok(ListenAddr::Tcp(SocketAddr::from(([0, 0, 0, 0], 4150))))
+        );
+        // host:port in shape, so TCP, and no such port (nsqd: "unknown port").
+        assert!(l("/tmp/a:b").is_err());
+    }
+
+    #[test]
+    fn a_unix_socket_is_checked_as_nsqd_binds_it() {
+        let dir = temp_dir("unix");
+        std::fs::create_dir_all(&dir).unwrap();
+        let check = |name: &Path| check_listen_addr("tcp-address", &ListenAddr::Unix(name.to_path_buf()));
+        let free = dir.join("free.sock");
+        assert_eq!(check(&free), Ok(()));
+        assert!(!free.exists(), "the probe left its socket file");
+
+        let taken = dir.join("taken");
+        std::fs::write(&taken, b"").unwrap();
+        let shown = taken.display();
+        assert_eq!(
+            check(&taken),
+            Err(format!(
+                "listen ({shown}) failed - listen unix {shown}: bind: address already in use"
+            ))
+        );
+        assert!(taken.exists());
+        let missing = dir.join("no/such.sock");
+        let shown = missing.display();
+        assert_eq!(
+            check(&missing),
+            Err(format!(
+                "listen ({shown}) failed - listen unix {shown}: bind: no such file or directory"
+            ))
+        );
+        let long = dir.join("x".repeat(110));
+        assert!(check(&long).unwrap_err().ends_with(": bind: invalid argument"));
+
+        let name = format!("@squall-preflight-{}", std::process::id());
+        assert_eq!(check(Path::new(&name)), Ok(()));
+        let held = std::os::unix::net::UnixListener::bind_addr(
+            &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+                &name.as_bytes()[1..],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(check(Path::new(&name))
+            .unwrap_err()
+            .ends_with(": bind: address already in use"));
+        drop(held);
+        assert_eq!(check(Path::new("")), Ok(()), "the kernel picks a free name");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

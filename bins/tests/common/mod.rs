@@ -34,7 +34,7 @@ impl TestNode {
     /// A node from a whole configuration (TLS, listeners).
     pub fn start_config(config: NodeConfig) -> TestNode {
         let node = Node::start(config).expect("node starts");
-        let addr = node.tcp_address();
+        let addr = node.tcp_address().as_tcp().unwrap();
         TestNode {
             node: Some(node),
             addr,
@@ -49,7 +49,7 @@ impl TestNode {
     pub fn http_addr(&self) -> SocketAddr {
         self.node
             .as_ref()
-            .and_then(|n| n.http_address())
+            .and_then(|n| n.http_address()?.as_tcp())
             .expect("HTTP is on")
     }
 

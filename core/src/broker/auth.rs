@@ -210,8 +210,10 @@ fn unauthorized(cmd: &str, topic: &str, channel: &str) -> ProtocolError {
 }
 
 /// The host part of `ip:port` or `[ip6]:port` (Go's `net.SplitHostPort`).
+/// The host part of `remote_address`, which nsqd sends only for a TCP client: a Unix socket's
+/// `@` (and an unknown address) has no port, and no host either.
 fn remote_ip(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = addr.rsplit_once(':').map_or("", |(host, _)| host);
     host.strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host)
@@ -224,5 +226,6 @@ mod tests {
         assert_eq!(super::remote_ip("127.0.0.1:5555"), "127.0.0.1");
         assert_eq!(super::remote_ip("[::1]:5555"), "::1");
         assert_eq!(super::remote_ip(""), "");
+        assert_eq!(super::remote_ip("@"), "");
     }
 }

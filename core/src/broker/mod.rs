@@ -19,7 +19,6 @@ mod timers;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Buf;
@@ -33,7 +32,7 @@ pub use msg::{
 };
 pub use net::{ConnRef, Net, TlsInfo, Upgrade};
 pub use publish::PUBLISH_BATCH_MESSAGES_MAX;
-pub use session::{Blocked, Pending, Session};
+pub use session::{Blocked, Peer, Pending, Session};
 
 use crate::channel::Channel;
 use crate::error::{ErrorCode, ProtocolError};
@@ -267,7 +266,7 @@ impl<D: Send + 'static> Broker<D> {
 
     // ---- runtime callbacks ----
 
-    pub fn on_accept<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64, peer: Option<SocketAddr>) {
+    pub fn on_accept<N: Net<Detached = D>>(&mut self, net: &mut N, conn: u64, peer: Peer) {
         if self.shutting_down {
             net.close(conn);
             return;
@@ -275,11 +274,11 @@ impl<D: Send + 'static> Broker<D> {
         self.next_client_id += 1;
         let client_id = (self.next_client_id - 1) * self.shards as u64 + self.shard as u64 + 1;
         let mut session = Session::new(conn, client_id, net.now(), &self.opts);
-        if let Some(peer) = peer {
-            session.remote_address = peer.to_string();
+        session.remote_address = peer.to_string();
+        if let Peer::Tcp(addr) = peer {
             // Before IDENTIFY, nsqd reports the remote host as the client's id and hostname.
-            session.client_name = peer.ip().to_string();
-            session.hostname = peer.ip().to_string();
+            session.client_name = addr.ip().to_string();
+            session.hostname = addr.ip().to_string();
         }
         self.log(format_args!("TCP: new client({})", session.remote_address));
         self.insert_session(session);

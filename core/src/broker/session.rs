@@ -2,6 +2,8 @@
 //! accounting, and the ordered list of publish answers still owed to the client.
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::error::ProtocolError;
@@ -36,11 +38,40 @@ pub enum Blocked {
     Closing,
 }
 
+/// Where a client connected from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    /// A client of a Unix socket listener. Its socket has no name (clients do not bind one), which
+    /// Go prints as `@`: nsqd's `/stats` and logs show that, and its client id, hostname and the
+    /// auth query's remote IP are empty.
+    Unix,
+    /// Gone before its address could be read.
+    Unknown,
+}
+
+impl From<Option<SocketAddr>> for Peer {
+    fn from(addr: Option<SocketAddr>) -> Peer {
+        addr.map_or(Peer::Unknown, Peer::Tcp)
+    }
+}
+
+/// As nsqd shows `remote_address`: `ip:port`, `@`, or nothing.
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Tcp(addr) => addr.fmt(f),
+            Peer::Unix => f.write_str("@"),
+            Peer::Unknown => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Session {
     pub conn: u64,
     pub client_id: u64,
-    /// `ip:port` of the peer, as `/stats` reports it.
+    /// `ip:port` of the peer (`@` on a Unix socket), as `/stats` reports it.
     pub remote_address: String,
     /// Unix seconds at connect.
     pub connect_ts: i64,

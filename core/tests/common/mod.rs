@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use squall_core::broker::{shard_for_topic, Broker, Net, ShardMsg};
+use squall_core::broker::{shard_for_topic, Broker, Net, Peer, ShardMsg};
 use squall_core::names::Name;
 use squall_core::options::Options;
 
@@ -307,7 +307,7 @@ impl Cluster {
         let socket = self.sockets.len();
         self.sockets.push(Socket::default());
         let id = self.nets[shard].insert(socket, BytesMut::new());
-        self.brokers[shard].on_accept(&mut self.nets[shard], id, None);
+        self.brokers[shard].on_accept(&mut self.nets[shard], id, Peer::Unknown);
         self.settle();
         Client(socket)
     }

@@ -30,6 +30,8 @@ pub(crate) enum OpKind {
     CancelAll,
     /// An engine's fsync, in slot `index` of the shard's fsync slab.
     Fsync,
+    /// AsyncCancel of listener `index`'s accept (at shutdown).
+    CancelAccept,
 }
 
 impl OpKind {
@@ -42,6 +44,7 @@ impl OpKind {
             OpKind::Wake => 5,
             OpKind::CancelAll => 6,
             OpKind::Fsync => 7,
+            OpKind::CancelAccept => 8,
         }
     }
 
@@ -54,6 +57,7 @@ impl OpKind {
             5 => OpKind::Wake,
             6 => OpKind::CancelAll,
             7 => OpKind::Fsync,
+            8 => OpKind::CancelAccept,
             _ => return None,
         })
     }
@@ -169,6 +173,7 @@ mod tests {
             OpKind::Wake,
             OpKind::CancelAll,
             OpKind::Fsync,
+            OpKind::CancelAccept,
         ] {
             let tag = OpTag::new(kind, u32::MAX, 0xABCD_EF12);
             let back = OpTag::from_user_data(tag.to_user_data()).expect("valid tag");

@@ -143,6 +143,18 @@ impl<M> Io<M> {
     fn settle_listeners(&mut self) -> std::io::Result<()> {
         for (index, listener) in self.listeners.iter_mut().enumerate() {
             if listener.armed {
+                if listener.closing && listener.unix && !listener.cancelled {
+                    // shutdown(2) refuses new connections to a Unix listening socket but leaves
+                    // the accepts waiting on it in the kernel (a TCP one's completes).
+                    let accept = OpTag::new(OpKind::Accept, index as u32, 0).to_user_data();
+                    let sqe = opcode::AsyncCancel::new(accept).build();
+                    // SAFETY: a cancel points at no memory.
+                    unsafe {
+                        self.ring
+                            .push(sqe, OpTag::new(OpKind::CancelAccept, index as u32, 0))?
+                    };
+                    listener.cancelled = true;
+                }
                 continue;
             }
             if listener.closing {

@@ -252,8 +252,9 @@ impl<E: Engine> Shard<E> {
 }
 
 /// Stops accepting at once: `shutdown(2)` on a listening socket takes it out of the
-/// SO_REUSEPORT group and completes its multishot accept (with an error); the fd itself is
-/// closed in the flush phase once that accept has left the kernel.
+/// SO_REUSEPORT group and completes its multishot accept (with an error); on a Unix socket it
+/// refuses new connections and the flush phase cancels the accept. The fd itself is closed in
+/// the flush phase once that accept has left the kernel.
 fn close_listeners<M>(io: &mut Io<M>) {
     use std::os::fd::AsRawFd;
     for listener in &mut io.listeners {

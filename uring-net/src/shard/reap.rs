@@ -33,7 +33,8 @@ impl<M> Io<M> {
                     self.mark_dirty(c.tag.index as usize);
                 }
             }
-            OpKind::CancelAll => {}
+            // The accept's own final CQE says when it has left the kernel.
+            OpKind::CancelAll | OpKind::CancelAccept => {}
             OpKind::Fsync => self.on_fsync_cqe(c),
         }
         Ok(())
@@ -53,7 +54,7 @@ impl<M> Io<M> {
             if self.shutting_down || listener.closing {
                 return; // dropping closes it
             }
-            let peer = prepare_accepted(&fd);
+            let peer = prepare_accepted(&fd, listener.unix);
             let conn = self.insert_connection(fd, peer, BytesMut::new());
             let id = self.conns[conn].id;
             self.events.accepted.push((id, index, peer));

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use squall_uring_net::RuntimeConfig;
+use squall_uring_net::{RuntimeConfig, RuntimeHandle};
 
 /// Upper bound for any single wait in a test.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -14,7 +14,7 @@ pub const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 pub fn config(shards: usize) -> RuntimeConfig {
     RuntimeConfig {
         shards,
-        listeners: vec!["127.0.0.1:0".parse().unwrap()],
+        listeners: vec![SocketAddr::from(([127, 0, 0, 1], 0)).into()],
         pin_threads: false,
         input_max_bytes: 64 * 1024,
         mailbox_capacity: 64,
@@ -22,6 +22,11 @@ pub fn config(shards: usize) -> RuntimeConfig {
         ring_entries: 256,
         name: "test-shard".to_string(),
     }
+}
+
+/// The address of the runtime's first listener, a TCP one in `config`.
+pub fn tcp_addr(rt: &RuntimeHandle) -> SocketAddr {
+    rt.local_addrs()[0].as_tcp().expect("a TCP listener")
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
