@@ -458,6 +458,19 @@ fn tls_is_refused_when_not_configured_and_required_when_asked() {
     node.join().unwrap();
 }
 
+/// Asks for TLS after IDENTIFY and runs a handshake with `client`: true when it is refused
+/// (the server closes instead of completing it).
+fn handshake_refused(node: &Node, client: Arc<rustls::ClientConfig>) -> bool {
+    let mut tcp = connect(node);
+    tcp.write_all(&identify_bytes(r#"{"feature_negotiation":true,"tls_v1":true}"#))
+        .unwrap();
+    read_frame(&mut tcp);
+    let conn = rustls::ClientConnection::new(client, ServerName::try_from("127.0.0.1").unwrap()).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut buf = [0u8; 16];
+    !matches!(tls.read(&mut buf), Ok(n) if n > 0)
+}
+
 #[test]
 fn require_verify_without_a_root_ca_file_verifies_against_the_system_cas() {
     // nsqd starts with require-verify and no --tls-root-ca-file: Go uses the system's CAs. A
@@ -477,19 +490,8 @@ fn require_verify_without_a_root_ca_file_verifies_against_the_system_cas() {
     .expect("starts without a root CA file");
     let node = start(options(), server);
     let (cert, key) = pki.issue(vec!["client".to_string()], true);
-    let mut tcp = connect(&node);
-    tcp.write_all(&identify_bytes(r#"{"feature_negotiation":true,"tls_v1":true}"#))
-        .unwrap();
-    read_frame(&mut tcp);
-    let conn = rustls::ClientConnection::new(
-        pki.client(Some((&cert, &key))),
-        ServerName::try_from("127.0.0.1").unwrap(),
-    )
-    .unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut buf = [0u8; 16];
     assert!(
-        !matches!(tls.read(&mut buf), Ok(n) if n > 0),
+        handshake_refused(&node, pki.client(Some((&cert, &key)))),
         "a private CA is not a system CA"
     );
     node.shutdown();
@@ -513,32 +515,13 @@ fn client_certificates_are_verified_against_the_root_ca() {
 
     // Signed by another CA: the handshake fails and the server closes.
     let (bad_cert, bad_key) = other.issue(vec!["client".to_string()], true);
-    let mut tcp = connect(&node);
-    tcp.write_all(&identify_bytes(r#"{"feature_negotiation":true,"tls_v1":true}"#))
-        .unwrap();
-    read_frame(&mut tcp);
-    let conn = rustls::ClientConnection::new(
-        pki.client(Some((&bad_cert, &bad_key))),
-        ServerName::try_from("127.0.0.1").unwrap(),
-    )
-    .unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut buf = [0u8; 16];
     assert!(
-        !matches!(tls.read(&mut buf), Ok(n) if n > 0),
+        handshake_refused(&node, pki.client(Some((&bad_cert, &bad_key)))),
         "the handshake must fail"
     );
-
     // No certificate at all.
-    let mut tcp = connect(&node);
-    tcp.write_all(&identify_bytes(r#"{"feature_negotiation":true,"tls_v1":true}"#))
-        .unwrap();
-    read_frame(&mut tcp);
-    let conn =
-        rustls::ClientConnection::new(pki.client(None), ServerName::try_from("127.0.0.1").unwrap()).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
     assert!(
-        !matches!(tls.read(&mut buf), Ok(n) if n > 0),
+        handshake_refused(&node, pki.client(None)),
         "the handshake must fail"
     );
 
