@@ -73,6 +73,16 @@ fn squalld_on_the_ipv4_wildcard_serves_ipv6_and_ipv4_clients() {
         c.expect_ok();
         assert_eq!(ping(at(ip, http.port())), "200 OK", "HTTP over {ip}");
     }
+    // An IPv4 client is reported as IPv4 (Go unmaps `::ffff:a.b.c.d`), as auth servers and
+    // nsqadmin see it from nsqd.
+    let mut c = Client::connect(at("127.0.0.1", tcp.port()));
+    let local = c.stream.local_addr().unwrap();
+    c.sub("dual", "ch");
+    let stats = common::http_get(at("127.0.0.1", http.port()), "/stats?format=json&topic=dual");
+    assert!(
+        stats.contains(&format!(r#""remote_address":"{local}""#)),
+        "{local} not in {stats}"
+    );
     node.shutdown();
     node.join().expect("node exits cleanly");
 }

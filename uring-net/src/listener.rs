@@ -292,7 +292,10 @@ pub(crate) fn prepare_accepted(fd: &OwnedFd, unix: bool) -> Option<SocketAddr> {
     let socket = SockRef::from(fd);
     // Latency over batching: writes are already coalesced per turn by the runtime.
     let _ = socket.set_nodelay(true);
-    socket.peer_addr().ok().and_then(|a| a.as_socket())
+    // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`; Go reports them as IPv4, and
+    // so do we (auth queries, /stats, logs).
+    let peer = socket.peer_addr().ok().and_then(|a| a.as_socket())?;
+    Some(SocketAddr::new(peer.ip().to_canonical(), peer.port()))
 }
 
 /// A shard's view of one listening socket.
