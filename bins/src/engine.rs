@@ -180,7 +180,7 @@ impl Transports {
             _ => None,
         };
         if let Some(e) = tls_error {
-            if handshaking {
+            if handshaking && t.identify_upgrade {
                 // nsqd answers a failed upgrade with a plain-text E_IDENTIFY_FAILED frame, after
                 // the alert Go's TLS server sends to a peer that spoke TLS (none to one that
                 // did not).
@@ -470,6 +470,7 @@ impl Net for IoNet<'_> {
         let mut t = self.transports.remove(c).unwrap_or_default();
         let mut result = Ok(());
         if upgrade.tls {
+            t.identify_upgrade = true;
             result = match self.transports.tls.clone() {
                 Some(config) => t.start_tls(config),
                 None => Err(crate::transport::Fault::Tls(rustls::Error::General(

@@ -76,6 +76,9 @@ pub struct Transport {
     failed: bool,
     /// What the first byte after the TLS upgrade said: `Some(true)` for a TLS handshake record.
     first_tls_byte_was_handshake: Option<bool>,
+    /// TLS started by an NSQ IDENTIFY (not an HTTPS listener): a failed handshake is answered
+    /// with nsqd's `E_IDENTIFY_FAILED` frame.
+    pub identify_upgrade: bool,
 }
 
 impl Default for Transport {
@@ -95,6 +98,7 @@ impl Transport {
             scratch: Vec::new(),
             failed: false,
             first_tls_byte_was_handshake: None,
+            identify_upgrade: false,
         }
     }
 
