@@ -284,3 +284,19 @@ fn ephemeral_channels_without_memory_hand_messages_to_ready_consumers() {
         "the rest dropped"
     );
 }
+
+#[test]
+fn a_consumer_writing_a_large_delivery_still_has_its_fins_read() {
+    // Consumers are not paused by unsent output: it is their deliveries (already capped), and a
+    // FIN must not wait for a multi-megabyte message to leave.
+    let mut c = Cluster::single(Options::default());
+    let cl = c.consumer(0, "t", "c");
+    c.send(cl, b"RDY 1\n");
+    c.publish(0, "t", b"small");
+    let m = c.messages(cl).remove(0);
+    c.stall_output(cl, INPUT_PAUSE_OUTPUT_BYTES);
+    c.send(cl, &fin_cmd(&m.id));
+    let ch = c.brokers[0].channel("t", "c").unwrap();
+    assert_eq!(ch.in_flight.len(), 0, "the FIN was read");
+    assert!(!c.nets[0].is_read_paused(c.conn(cl)));
+}

@@ -21,8 +21,8 @@ pub const CONSUMER_OUTPUT_BYTES_MAX: usize = 1024 * 1024;
 /// A connection with this much output not yet taken by the kernel has its input left unread
 /// until the output drains: a producer that never reads its `OK`s cannot grow the broker's
 /// memory (nsqd closes such a client when its write deadline passes; here the read deadline
-/// does, as no command is read meanwhile). Above the deliveries cap, so a consumer's FINs are
-/// never held back by its deliveries alone.
+/// does, as no command is read meanwhile). Subscribed consumers are exempt: their output is
+/// bounded by `CONSUMER_OUTPUT_BYTES_MAX` and their FINs must not wait for a large delivery.
 pub const INPUT_PAUSE_OUTPUT_BYTES: usize = 4 * CONSUMER_OUTPUT_BYTES_MAX;
 
 impl<D: Send + 'static> Broker<D> {

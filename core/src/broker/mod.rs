@@ -430,7 +430,11 @@ impl<D: Send + 'static> Broker<D> {
             if session.blocked.is_some() {
                 return;
             }
-            if net.pending_output(conn) >= consume::INPUT_PAUSE_OUTPUT_BYTES {
+            // A consumer's output is bounded by its deliveries' own cap, and its FINs must keep
+            // flowing while a large message is written: only other connections pause.
+            if session.state != ClientState::Subscribed
+                && net.pending_output(conn) >= consume::INPUT_PAUSE_OUTPUT_BYTES
+            {
                 session.blocked = Some(Blocked::Output);
                 net.pause_reading(conn);
                 return;
