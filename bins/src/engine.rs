@@ -639,6 +639,10 @@ impl Engine for NsqEngine {
     }
     fn on_idle(&mut self, io: &mut Io<Msg>) {
         self.with(io, |b, _, _, n| b.flush_held(n));
+        if self.subs.has_output() {
+            // gRPC subscribers' deliveries ship at a turn end: run one before sleeping.
+            io.poll_soon();
+        }
     }
     fn on_turn_end(&mut self, io: &mut Io<Msg>) {
         match self.http.take_started_waiters() {

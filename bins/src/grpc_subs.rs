@@ -102,6 +102,11 @@ pub struct Subs {
 }
 
 impl Subs {
+    /// Output of virtual consumers waits to be shipped at the next turn end.
+    pub fn has_output(&self) -> bool {
+        !self.to_ship.is_empty()
+    }
+
     pub fn new(shard: usize, shards: usize) -> Subs {
         Subs {
             shard,

@@ -91,7 +91,8 @@ pub struct Broker<D> {
     /// Channels whose deferred messages came back from disk and need a scan timer.
     restored: Vec<usize>,
     /// Connections with deliveries held for their flush timer, sent when the shard goes idle
-    /// under `output_buffer_idle_flush` (`flush_held`). At most one entry per live session.
+    /// under `output_buffer_idle_flush` (`flush_held`). One entry per session at most, plus
+    /// entries of closed sessions, pruned once they outnumber the session slots.
     held: Vec<u64>,
     /// Topics with a backlog to move into their channels (`drain_topics`).
     draining: Vec<usize>,

@@ -60,6 +60,17 @@ impl<D: Send + 'static> Broker<D> {
         s.held |= list;
         if list {
             self.held.push(conn);
+            if self.held.len() > self.sessions.len() {
+                // Closed sessions left entries while the shard never went idle: drop them, so
+                // the list stays within one entry per session slot.
+                let sessions = &self.sessions;
+                self.held.retain(|&c| {
+                    sessions
+                        .get(super::conn_index(c))
+                        .and_then(|s| s.as_ref())
+                        .is_some_and(|s| s.conn == c && s.held)
+                });
+            }
         }
         net.timer_at(at, token(KIND_FLUSH, conn, seq));
     }
