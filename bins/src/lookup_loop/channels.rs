@@ -4,17 +4,21 @@
 //! with the union of the non-ephemeral names (`ShardMsg::Channels`). The shard creates them all,
 //! then starts the topic.
 //!
-//! Every query is answered: a lookupd that fails only leaves its channels out (logged as a
-//! warning, as nsqd does), so a topic waits at most one request timeout. Within one batch of
-//! queries a lookupd that failed is not asked again, so a burst of new topics facing a dead
-//! lookupd waits for it once, not once per topic.
+//! Every query is answered, once, even if its work fails (`Answer` sends on drop): a lookupd
+//! that fails only leaves its channels out (logged as a warning, as nsqd does), so a topic waits
+//! at most one request timeout. Up to `QUERIES_IN_PARALLEL` topics are asked about at once, each
+//! answered as soon as its own lookups finish; within one batch a lookupd that failed is not
+//! asked again, so a burst of new topics facing a dead lookupd waits for it about once.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Mutex;
 
 use squall_core::broker::ShardMsg;
 use squall_core::names::Name;
 use squall_core::topic::{ChannelsFound, ChannelsQuery};
+
+use squall_uring_net::Remote;
 
 use super::Inner;
 use crate::grpc_subs::Msg;
@@ -24,6 +28,28 @@ use crate::{log_debug, log_error, log_warn};
 /// A `/channels` answer is a short JSON list of names.
 const CHANNELS_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 const USER_AGENT: &str = concat!("nsqd/1.3.0 squalld/", env!("CARGO_PKG_VERSION"));
+
+/// New topics asked about at once; each asks every lookupd in parallel.
+const QUERIES_IN_PARALLEL: usize = 8;
+
+/// One topic's answer, sent to its shard when dropped: whatever becomes of the work (a thread
+/// that cannot be started, a panic), the shard hears back and the topic starts.
+struct Answer {
+    query: ChannelsQuery,
+    reply_to: Remote<Msg>,
+    channels: Vec<Name>,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.reply_to
+            .send(Msg::Broker(ShardMsg::Channels(Box::new(ChannelsFound {
+                topic: self.query.topic,
+                ticket: self.query.ticket,
+                channels: std::mem::take(&mut self.channels),
+            }))));
+    }
+}
 
 /// The thread's loop: wait for queries, answer them, until the loop stops.
 pub(super) fn run(inner: &Inner) {
@@ -41,23 +67,41 @@ pub(super) fn run(inner: &Inner) {
             lookupds.sort();
             (std::mem::take(&mut state.queries), lookupds)
         };
-        let mut failed = HashSet::new();
-        for (query, reply_to) in batch {
-            let channels = if lookupds.is_empty() {
+        let workers = batch.len().min(QUERIES_IN_PARALLEL);
+        let queue: Mutex<VecDeque<Answer>> = Mutex::new(
+            batch
+                .into_iter()
+                .map(|(query, reply_to)| Answer {
+                    query,
+                    reply_to,
+                    channels: Vec::new(),
+                })
+                .collect(),
+        );
+        let failed = Mutex::new(HashSet::new());
+        let work = || loop {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            let Some(mut answer) = next else { return };
+            if lookupds.is_empty() {
                 log_error!(
                     "no available nsqlookupd to query for channels to pre-create for topic {}",
-                    query.topic
+                    answer.query.topic
                 );
-                Vec::new()
             } else {
-                ask_all(&lookupds, &query, inner.http_timeouts, &mut failed)
-            };
-            reply_to.send(Msg::Broker(ShardMsg::Channels(Box::new(ChannelsFound {
-                topic: query.topic,
-                ticket: query.ticket,
-                channels,
-            }))));
-        }
+                answer.channels = ask_all(&lookupds, &answer.query, inner.http_timeouts, &failed);
+            }
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..workers {
+                let spawned = std::thread::Builder::new()
+                    .name("squalld-lookup-channels".into())
+                    .spawn_scoped(scope, work);
+                if spawned.is_err() {
+                    break; // fewer workers; this thread still works the queue
+                }
+            }
+            work();
+        });
     }
 }
 
@@ -67,21 +111,37 @@ fn ask_all(
     lookupds: &[(String, SocketAddr)],
     query: &ChannelsQuery,
     timeouts: HttpTimeouts,
-    failed: &mut HashSet<SocketAddr>,
+    failed: &Mutex<HashSet<SocketAddr>>,
 ) -> Vec<Name> {
     let path = format!("/channels?topic={}", query_escape(query.topic.as_str()));
-    let asked: Vec<SocketAddr> = lookupds
-        .iter()
-        .map(|&(_, http)| http)
-        .filter(|http| !failed.contains(http))
-        .collect();
+    let asked: Vec<SocketAddr> = {
+        let failed = failed.lock().unwrap_or_else(|p| p.into_inner());
+        lookupds
+            .iter()
+            .map(|&(_, http)| http)
+            .filter(|http| !failed.contains(http))
+            .collect()
+    };
     let answers: Vec<(SocketAddr, Result<Vec<String>, String>)> = std::thread::scope(|scope| {
         let path = &path;
-        let handles: Vec<_> = asked
-            .iter()
-            .map(|&http| scope.spawn(move || (http, ask_one(http, path, timeouts))))
+        let mut inline = Vec::new();
+        let mut handles = Vec::new();
+        for &http in &asked {
+            let spawned = std::thread::Builder::new()
+                .name("squalld-lookup-channels".into())
+                .spawn_scoped(scope, move || (http, ask_one(http, path, timeouts)));
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                // No thread to spare: ask this one here, after the others started.
+                Err(_) => inline.push(http),
+            }
+        }
+        let mut answers: Vec<_> = inline
+            .into_iter()
+            .map(|http| (http, ask_one(http, path, timeouts)))
             .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        answers.extend(handles.into_iter().filter_map(|h| h.join().ok()));
+        answers
     });
     let mut channels = BTreeSet::new();
     for (http, answer) in answers {
@@ -97,7 +157,7 @@ fn ask_all(
                     "failed to query nsqlookupd for channels to pre-create for topic {} - {e}",
                     query.topic
                 );
-                failed.insert(http);
+                failed.lock().unwrap_or_else(|p| p.into_inner()).insert(http);
             }
         }
     }

@@ -97,8 +97,11 @@ struct Inner {
     state: Mutex<State>,
     cvar: Condvar,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// `!lookupd_http.is_empty()`, for the shards: new topics ask for channels while it is set.
+    /// `!lookupd_http.is_empty()` while the channels thread runs, for the shards: new topics
+    /// ask for channels while it is set (and only then, so every query is answered).
     known: Arc<AtomicBool>,
+    /// The channels thread is running.
+    precreating: AtomicBool,
     /// nsqd's `--http-client-connect-timeout` / `--http-client-request-timeout`.
     http_timeouts: HttpTimeouts,
 }
@@ -119,8 +122,13 @@ impl Inner {
             Some(http) => state.lookupd_http.insert(addr.to_string(), http),
             None => state.lookupd_http.remove(addr),
         };
+        self.update_known(&state);
+    }
+
+    fn update_known(&self, state: &State) {
+        let precreating = self.precreating.load(Ordering::Relaxed);
         self.known
-            .store(!state.lookupd_http.is_empty(), Ordering::Relaxed);
+            .store(precreating && !state.lookupd_http.is_empty(), Ordering::Relaxed);
     }
 
     /// The peer thread `id` for `addr` is still wanted.
@@ -154,6 +162,7 @@ impl LookupLoop {
                 cvar: Condvar::new(),
                 threads: Mutex::new(Vec::new()),
                 known: Arc::new(AtomicBool::new(false)),
+                precreating: AtomicBool::new(false),
                 http_timeouts,
             }),
         };
@@ -168,11 +177,15 @@ impl LookupLoop {
         let peers: Vec<(String, u64)> = state.peers.iter().map(|(a, &id)| (a.clone(), id)).collect();
         drop(state);
         let inner = self.inner.clone();
-        self.keep_thread(
-            std::thread::Builder::new()
-                .name("squalld-lookup-channels".into())
-                .spawn(move || channels::run(&inner)),
-        );
+        let spawned = std::thread::Builder::new()
+            .name("squalld-lookup-channels".into())
+            .spawn(move || channels::run(&inner));
+        if spawned.is_ok() {
+            self.inner.precreating.store(true, Ordering::Relaxed);
+        } else {
+            log_error!("LOOKUP: channels of new topics will not be pre-created from nsqlookupd");
+        }
+        self.keep_thread(spawned);
         for (addr, id) in peers {
             self.spawn(addr, id, identity.clone());
         }
@@ -224,9 +237,7 @@ impl LookupLoop {
             keep
         });
         state.lookupd_http.retain(|addr, _| wanted.contains(addr));
-        self.inner
-            .known
-            .store(!state.lookupd_http.is_empty(), Ordering::Relaxed);
+        self.inner.update_known(&state);
         let mut added = Vec::new();
         for addr in wanted {
             if state.peers.contains_key(&addr) {
