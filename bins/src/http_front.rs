@@ -45,7 +45,7 @@ struct RequestLog {
 impl RequestLog {
     /// `None` when nsqd would not log this request, or INFO is off now.
     fn start(req: &squall_rpc::httpd::Request, started: Instant) -> Option<RequestLog> {
-        if !logging::enabled(Level::Info) || !nsqd::request_logged(&req.method, &req.path) {
+        if !logged(req) {
             return None;
         }
         Some(RequestLog {
@@ -63,9 +63,16 @@ impl RequestLog {
 /// Logs a request answered at once, if nsqd would. The level is read after the handler ran, as
 /// nsqd reads it: a `PUT /config/log_level` is logged under the level it set.
 fn log_answered(req: &squall_rpc::httpd::Request, status: u16, peer: Peer, started: Instant) {
-    if logging::enabled(Level::Info) && nsqd::request_logged(&req.method, &req.path) {
+    if logged(req) {
         write_log(status, &req.method, req.request_uri(), peer, started);
     }
+}
+
+/// Whether nsqd would log this request now (INFO on, a logged route, not statsd's own poll).
+fn logged(req: &squall_rpc::httpd::Request) -> bool {
+    logging::enabled(Level::Info)
+        && nsqd::request_logged(&req.method, &req.path)
+        && req.header("User-Agent") != Some(crate::statsd::USER_AGENT.as_bytes())
 }
 
 /// `<status> <method> <uri> (<remote ip:port, or @>) <elapsed, as a Go duration>`.

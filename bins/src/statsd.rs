@@ -167,6 +167,10 @@ fn connect_unix(name: &Path) -> io::Result<UnixStream> {
     }
 }
 
+/// Marks statsd's own `/stats` requests, which the request log leaves out (nsqd's statsd reads
+/// its stats in-process and logs nothing).
+pub(crate) const USER_AGENT: &str = "squalld-statsd";
+
 /// `GET /stats?format=json` on the node's own HTTP API, one connection per request.
 fn get_stats(http: &ListenAddr, mem: bool) -> io::Result<Value> {
     let mut s = connect(http)?;
@@ -176,7 +180,7 @@ fn get_stats(http: &ListenAddr, mem: bool) -> io::Result<Value> {
     };
     let req = format!(
         "GET /stats?format=json&include_clients=false&include_mem={mem} HTTP/1.1\r\n\
-         Host: {host}\r\nConnection: close\r\n\r\n"
+         Host: {host}\r\nUser-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n"
     );
     s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();

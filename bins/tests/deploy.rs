@@ -721,3 +721,25 @@ fn clients_topics_and_channels_are_logged_like_nsqd() {
         at += i + 1;
     }
 }
+
+#[test]
+fn statsd_polling_is_not_in_the_request_log() {
+    // nsqd's statsd reads its stats in-process; squalld's asks its own HTTP API, unlogged.
+    let tmp = TempDir::new("statsdlog");
+    let data = tmp.path();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let statsd = format!("--statsd-address={}", udp.local_addr().unwrap());
+    let args = squalld_args(&data, &[&statsd, "--statsd-interval=100ms"]);
+    let mut d = Daemon::spawn(SQUALLD, &strs(&args));
+    let http = d.listening("HTTP");
+    let mut buf = [0u8; 2048];
+    for _ in 0..2 {
+        udp.recv(&mut buf).expect("a statsd push");
+    }
+    assert_eq!(http_request(http, "GET", "/ping?after-statsd", b""), 200);
+    d.line_with(" GET /ping?after-statsd (");
+    let (status, lines) = d.stop();
+    assert!(status.success(), "{status}");
+    assert!(!lines.iter().any(|l| l.contains("GET /stats")), "{lines:#?}");
+}
