@@ -106,37 +106,7 @@ pub fn parse_go_duration_ms(s: &str) -> Result<i64, String> {
 
 /// Go's `time.Duration.String`: `0s`, `1.5s`, `100ms`, `1m0s`, `1h0m0s`, `-2µs`.
 pub fn format_go_duration(ns: i64) -> String {
-    // The fraction of `u` below 10^prec, without trailing zeros (nothing when it is zero), and
-    // what is left above it.
-    let frac = |u: u64, prec: u32| -> (String, u64) {
-        let scale = 10u64.pow(prec);
-        let f = u % scale;
-        if f == 0 {
-            return (String::new(), u / scale);
-        }
-        let digits = format!("{f:0width$}", width = prec as usize);
-        (format!(".{}", digits.trim_end_matches('0')), u / scale)
-    };
-    let u = ns.unsigned_abs();
-    let body = if u < 1_000_000_000 {
-        let (prec, unit) = match u {
-            0 => return "0s".to_string(),
-            1..=999 => (0, "ns"),
-            1_000..=999_999 => (3, "µs"),
-            _ => (6, "ms"),
-        };
-        let (f, whole) = frac(u, prec);
-        format!("{whole}{f}{unit}")
-    } else {
-        let (f, secs) = frac(u, 9);
-        let (s, mins) = (secs % 60, secs / 60);
-        let (m, h) = (mins % 60, mins / 60);
-        match (h, mins) {
-            (_, 0) => format!("{s}{f}s"),
-            (0, _) => format!("{m}m{s}{f}s"),
-            _ => format!("{h}h{m}m{s}{f}s"),
-        }
-    };
+    let body = squall_rpc::nsqd::go_duration(ns.unsigned_abs());
     if ns < 0 {
         format!("-{body}")
     } else {
