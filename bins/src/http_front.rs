@@ -12,8 +12,8 @@ use std::time::{Instant, SystemTime};
 use bytes::Buf;
 use squall_core::broker::{Broker, Net, Origin, Peer, Response as BrokerResponse};
 use squall_rpc::httpd::{
-    expects_continue, http_date, oversized_request, parse_request, HttpError, Limits, ReplyTo, Response,
-    JSON_CONTENT_TYPE, NSQ_CONTENT_TYPE_NAME, NSQ_CONTENT_TYPE_V1,
+    crlf_after_post, expects_continue, http_date, oversized_request, parse_request, HttpError, Limits,
+    ReplyTo, Response, JSON_CONTENT_TYPE, NSQ_CONTENT_TYPE_NAME, NSQ_CONTENT_TYPE_V1,
 };
 use squall_rpc::nsqd::{self, Action, ApiContext, ApiRequest, Pending};
 
@@ -28,6 +28,8 @@ struct HttpConn {
     /// The request being served: its number, framing, how to finish it, and its log line.
     busy: Option<(u64, ReplyTo, Pending, Option<RequestLog>)>,
     continued: bool,
+    /// The last request was a POST: up to 4 CR/LF bytes before the next one are dropped (Go).
+    after_post: bool,
     /// Came in on the HTTPS listener.
     tls: bool,
     /// The client's address, for the request log (as nsqd writes it: `@` on a Unix socket,
@@ -144,6 +146,7 @@ impl HttpFront {
             HttpConn {
                 busy: None,
                 continued: false,
+                after_post: false,
                 tls,
                 peer,
             },
@@ -209,6 +212,10 @@ impl HttpFront {
                 return;
             }
             let Some(input) = net.input(conn) else { return };
+            if state.after_post && !input.is_empty() {
+                input.advance(crlf_after_post(input));
+                state.after_post = false;
+            }
             let parsed = parse_request(input, &self.limits);
             let (req, used) = match parsed {
                 Ok(Some(r)) => r,
@@ -244,6 +251,7 @@ impl HttpFront {
             };
             input.advance(used);
             state.continued = false;
+            state.after_post = req.method == "POST";
             let peer = state.peer;
             let started = Instant::now();
             // Plain HTTP under `--tls-required=true`: refused once started (the HTTPS port is

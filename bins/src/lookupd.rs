@@ -25,7 +25,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Buf;
-use squall_rpc::httpd::{expects_continue, http_date, parse_request, Limits, CONTINUE_BYTES};
+use squall_rpc::httpd::{
+    crlf_after_post, expects_continue, http_date, parse_request, Limits, CONTINUE_BYTES,
+};
 use squall_rpc::lookupd::{
     Clock, Closing, LookupdHttp, LookupdOptions, RegistrationDb, TcpSession, COMMAND_BYTES_MAX,
 };
@@ -175,6 +177,8 @@ enum Conn {
         peer: String,
         /// `100 Continue` already sent for the request being received.
         continue_sent: bool,
+        /// The last request was a POST: up to 4 CR/LF bytes before the next one are dropped.
+        after_post: bool,
     },
 }
 
@@ -271,17 +275,27 @@ impl LookupdEngine {
     fn on_http_input(&mut self, io: &mut Io<()>, conn: ConnId) {
         let clock = Self::clock(io);
         let date = self.date().to_string();
-        let Some(Conn::Http { peer, continue_sent }) = self.conns.get_mut(&conn) else {
+        let Some(Conn::Http {
+            peer,
+            continue_sent,
+            after_post,
+        }) = self.conns.get_mut(&conn)
+        else {
             return;
         };
         let Some(input) = io.input(conn) else { return };
         self.out.clear();
         let mut close = false;
         loop {
+            if *after_post && !input.is_empty() {
+                input.advance(crlf_after_post(input));
+                *after_post = false;
+            }
             match parse_request(input, &self.limits) {
                 Ok(Some((request, used))) => {
                     input.advance(used);
                     *continue_sent = false;
+                    *after_post = request.method == "POST";
                     let started = Instant::now();
                     let response = self.http.handle(&request, &mut self.db, &self.options, clock);
                     response.encode(&request.reply_to(), &date, &mut self.out);
@@ -341,6 +355,7 @@ impl Engine for LookupdEngine {
             Conn::Http {
                 peer,
                 continue_sent: false,
+                after_post: false,
             }
         };
         self.conns.insert(conn, state);

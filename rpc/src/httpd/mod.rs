@@ -24,7 +24,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use go_json::to_go_json;
 pub use query::{parse_query, path_unescape, query_unescape, Query, QueryError};
 pub use request::{
-    expects_continue, oversized_request, parse_request, HttpError, Limits, ReplyTo, Request, Version,
+    crlf_after_post, expects_continue, oversized_request, parse_request, HttpError, Limits, ReplyTo, Request,
+    Version,
 };
 pub use response::{
     Response, JSON_CONTENT_TYPE, NSQ_CONTENT_TYPE_NAME, NSQ_CONTENT_TYPE_V1, TEXT_CONTENT_TYPE,

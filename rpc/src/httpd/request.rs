@@ -221,6 +221,15 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(Request, usi
     }
 }
 
+/// Go's tolerance for old clients that end a POST body with an extra CRLF: before the next
+/// request on that connection it drops up to 4 leading CR or LF bytes. How many of `buf`'s.
+pub fn crlf_after_post(buf: &[u8]) -> usize {
+    buf.iter()
+        .take(4)
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
+}
+
 /// The head of a request refused with `HttpError::BodyTooLarge` (body empty), so a server can
 /// answer it as its handler would; `None` if the head itself is not readable.
 pub fn oversized_request(buf: &[u8], limits: &Limits) -> Option<Request> {
