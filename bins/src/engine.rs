@@ -85,6 +85,10 @@ pub struct Shared {
     pub plain_in_max_bytes: usize,
 }
 
+/// What Go's TLS server writes to a client that sent plain HTTP.
+const HTTP_TO_HTTPS_ANSWER: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
 fn warn_closing(c: u64, e: &crate::transport::Fault) {
     if !matches!(e, crate::transport::Fault::Ended) {
         crate::log_warn!("client {c}: closing: {e}");
@@ -179,6 +183,11 @@ impl Transports {
             Err(Fault::TlsIo(e)) => Some(e.to_string()),
             _ => None,
         };
+        if tls_error.is_some() && handshaking && !t.identify_upgrade && t.tls_peer_sent_http() {
+            // Go's HTTPS server answers plain HTTP in plain text.
+            self.wire.clear();
+            self.wire.extend_from_slice(HTTP_TO_HTTPS_ANSWER);
+        }
         if let Some(e) = tls_error {
             if handshaking && t.identify_upgrade {
                 // nsqd answers a failed upgrade with a plain-text E_IDENTIFY_FAILED frame, after

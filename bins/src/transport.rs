@@ -76,6 +76,9 @@ pub struct Transport {
     failed: bool,
     /// What the first byte after the TLS upgrade said: `Some(true)` for a TLS handshake record.
     first_tls_byte_was_handshake: Option<bool>,
+    /// The first bytes read once TLS started began like an HTTP request (Go's
+    /// `tlsRecordHeaderLooksLikeHTTP`).
+    first_tls_bytes_look_like_http: bool,
     /// TLS started by an NSQ IDENTIFY (not an HTTPS listener): a failed handshake is answered
     /// with nsqd's `E_IDENTIFY_FAILED` frame.
     pub identify_upgrade: bool,
@@ -98,6 +101,7 @@ impl Transport {
             scratch: Vec::new(),
             failed: false,
             first_tls_byte_was_handshake: None,
+            first_tls_bytes_look_like_http: false,
             identify_upgrade: false,
         }
     }
@@ -191,6 +195,11 @@ impl Transport {
         self.tls.as_deref().is_some_and(|t| t.is_handshaking())
     }
 
+    /// Whether the client sent plain HTTP where TLS was expected (the HTTPS listener).
+    pub fn tls_peer_sent_http(&self) -> bool {
+        self.first_tls_bytes_look_like_http
+    }
+
     /// Whether the client opened the TLS upgrade with something other than a TLS handshake
     /// record (a client that does not speak TLS at all).
     pub fn tls_peer_not_tls(&self) -> bool {
@@ -205,6 +214,8 @@ impl Transport {
         if self.tls.is_some() && self.first_tls_byte_was_handshake.is_none() {
             if let Some(&b) = raw.first() {
                 self.first_tls_byte_was_handshake = Some(b == 0x16);
+                self.first_tls_bytes_look_like_http = raw.len() >= 5
+                    && [&b"GET /"[..], b"HEAD ", b"POST ", b"PUT /", b"OPTIO"].contains(&&raw[..5]);
             }
         }
         let result = self.decode_layers(raw, limit);
