@@ -414,6 +414,23 @@ fn a_port_in_use_fails_with_one_line() {
         &err,
         &[&format!("listen ({addr}) failed"), "--tcp-address"],
     );
+
+    // The HTTPS listener too, at once (nsqd fails before serving anything).
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_file = tmp.file("cert.pem", &cert.cert.pem());
+    let key_file = tmp.file("key.pem", &cert.key_pair.serialize_pem());
+    let mut args = squalld_args(&data, &[]);
+    args.extend([
+        format!("--tls-cert={cert_file}"),
+        format!("--tls-key={key_file}"),
+        format!("--https-address={addr}"),
+    ]);
+    let (status, _, err) = run(SQUALLD, &strs(&args));
+    assert_one_fatal_line(
+        status,
+        &err,
+        &[&format!("listen ({addr}) failed"), "--https-address"],
+    );
     drop(taken);
 }
 

@@ -45,6 +45,9 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
     if let Some(http) = &node_config.http_address {
         check_listen_addr("http-address", http).map_err(anyhow::Error::msg)?;
     }
+    if let Some(https) = node_config.https_address {
+        check_listen("https-address", https).map_err(anyhow::Error::msg)?;
+    }
     if let Some(grpc) = node_config.grpc_address {
         check_listen("grpc-address", grpc).map_err(anyhow::Error::msg)?;
     }
