@@ -29,6 +29,7 @@
 
 pub mod file;
 mod flags;
+pub use flags::GRPC_ADDRESS_DEFAULT;
 pub mod go_values;
 pub mod goflag;
 pub mod keys;

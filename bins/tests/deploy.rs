@@ -199,6 +199,7 @@ const LOOPBACK: [&str; 2] = ["--tcp-address=127.0.0.1:0", "--http-address=127.0.
 fn squalld_args<'a>(data: &'a str, extra: &[&'a str]) -> Vec<String> {
     let mut args = vec![format!("--data-path={data}"), "--shards=1".to_string()];
     args.extend(LOOPBACK.iter().map(|s| s.to_string()));
+    args.push("--grpc-address=127.0.0.1:0".to_string());
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
@@ -759,4 +760,39 @@ fn statsd_polling_is_not_in_the_request_log() {
     let (status, lines) = d.stop();
     assert!(status.success(), "{status}");
     assert!(!lines.iter().any(|l| l.contains("GET /stats")), "{lines:#?}");
+}
+
+#[test]
+fn a_default_grpc_port_in_use_turns_grpc_off_instead_of_failing() {
+    // nsqd has no gRPC port, so scripts start several nsqd on one host: a squalld left at the
+    // default --grpc-address starts without gRPC when that port is taken. Holding
+    // 127.0.0.1:4153 is enough to keep the default's [::]:4153 from binding.
+    let held = TcpListener::bind("127.0.0.1:4153").ok();
+    let tmp = TempDir::new("grpcbusy");
+    let data = tmp.path();
+    let args = [
+        format!("--data-path={data}"),
+        "--shards=1".to_string(),
+        LOOPBACK[0].to_string(),
+        LOOPBACK[1].to_string(),
+    ];
+    let mut d = Daemon::spawn(SQUALLD, &strs(&args));
+    let warning = d.line_with("(--grpc-address): gRPC is off");
+    assert_nsqd_log_line(&warning, "WARNING");
+    d.listening("HTTP");
+    let (status, lines) = d.stop();
+    assert!(status.success(), "{status}");
+    assert!(!lines.iter().any(|l| l.contains("gRPC: listening")), "{lines:#?}");
+    // Asked for explicitly, a taken port is still fatal.
+    let mut args = squalld_args(&data, &[]);
+    args.retain(|a| !a.starts_with("--grpc-address"));
+    args.push("--grpc-address=127.0.0.1:4153".to_string());
+    if held.is_some() {
+        let (status, _, err) = run(SQUALLD, &strs(&args));
+        assert_one_fatal_line(
+            status,
+            &err,
+            &["listen (127.0.0.1:4153) failed", "--grpc-address"],
+        );
+    }
 }

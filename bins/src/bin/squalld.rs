@@ -10,9 +10,9 @@ use std::path::Path;
 
 use anyhow::Context;
 use squall::config::preflight::{check_data_path, check_listen, check_listen_addr};
-use squall::config::{file, keys, parse_args, DaemonConfig, VERSION_LINE};
+use squall::config::{file, keys, parse_args, DaemonConfig, GRPC_ADDRESS_DEFAULT, VERSION_LINE};
 use squall::logging::{self, Level};
-use squall::{log_fatal, log_info, Node};
+use squall::{log_fatal, log_info, log_warn, Node};
 
 fn main() {
     logging::init(keys::NSQD.default_log_prefix, Level::Info);
@@ -37,7 +37,7 @@ fn main() {
 }
 
 fn run(config: DaemonConfig) -> anyhow::Result<()> {
-    let node_config = squall::daemon::node_config(&config, true)?;
+    let mut node_config = squall::daemon::node_config(&config, true)?;
     if let Some(dir) = &node_config.data_path {
         check_data_path(dir).map_err(anyhow::Error::msg)?;
     }
@@ -49,7 +49,15 @@ fn run(config: DaemonConfig) -> anyhow::Result<()> {
         check_listen("https-address", https).map_err(anyhow::Error::msg)?;
     }
     if let Some(grpc) = node_config.grpc_address {
-        check_listen("grpc-address", grpc).map_err(anyhow::Error::msg)?;
+        if let Err(e) = check_listen("grpc-address", grpc) {
+            // nsqd has no gRPC port: where scripts start several nsqd on one host, a squalld
+            // left at the default gRPC port must not fail because another one holds it.
+            if config.grpc_address != GRPC_ADDRESS_DEFAULT {
+                anyhow::bail!(e);
+            }
+            log_warn!("{e}: gRPC is off (set --grpc-address to serve it elsewhere)");
+            node_config.grpc_address = None;
+        }
     }
     let signals = squall::signals::TerminationSignals::block()?;
     let data_path = node_config.data_path.clone();

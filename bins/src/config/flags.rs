@@ -287,6 +287,9 @@ pub(super) struct E2eArgs {
     pub(super) e2e_processing_latency_window_time: i64,
 }
 
+/// `--grpc-address` when not given: a port nsqd does not use, next to its own.
+pub const GRPC_ADDRESS_DEFAULT: &str = "0.0.0.0:4153";
+
 #[derive(Args, Debug)]
 #[command(next_help_heading = "Squall")]
 pub(super) struct SquallArgs {
@@ -294,7 +297,7 @@ pub(super) struct SquallArgs {
     #[arg(long, value_name = "N", value_parser = parse_go_usize)]
     pub(super) shards: Option<usize>,
     /// <addr>:<port> to listen on for gRPC clients
-    #[arg(long, default_value = "0.0.0.0:4153", value_name = "ADDR")]
+    #[arg(long, default_value = GRPC_ADDRESS_DEFAULT, value_name = "ADDR")]
     pub(super) grpc_address: String,
     /// Send a consumer's buffered messages as soon as its shard is idle; the output buffer
     /// timeout stays the upper bound (nsqd always waits for the timer or a full buffer)
