@@ -94,7 +94,7 @@ use bytes::BytesMut;
 pub use engine::Engine;
 pub use error::StartError;
 pub use io::{Io, RuntimeStats};
-pub use listener::{listen_address, probe_unix_listen, ListenAddr};
+pub use listener::{listen_address, probe_tcp_listen, probe_unix_listen, ListenAddr};
 pub use remote::Remote;
 pub use ring::RingFlags;
 pub use runtime::{Runtime, RuntimeConfig, RuntimeHandle};

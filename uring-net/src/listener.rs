@@ -167,6 +167,12 @@ pub fn probe_unix_listen(name: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Binds `addr` the way a runtime's listener would, then lets it go: whether a runtime could
+/// listen there now, and the error it would get if not (give it `listen_address(asked)`).
+pub fn probe_tcp_listen(addr: SocketAddr) -> std::io::Result<()> {
+    bind_one(addr).map(drop)
+}
+
 /// The address Go's `net.Listen("unix", name)` binds: `@name` is `\0name` in the abstract
 /// namespace, the empty name asks the kernel to pick one (autobind), anything else is a path.
 /// A path needs its terminating NUL in the 108 bytes of `sun_path`, an abstract name does not;
